@@ -1,0 +1,175 @@
+//! The snapshot format (what `export --snapshot` writes and `--source snapshot:FILE` reads)
+//! and the source that serves listings from it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{GroupSource, ListingError};
+use crate::model::{AccountId, ObservedGroup};
+
+/// The only snapshot format version this build reads and writes.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// Every group of some accounts at one moment, as Cloudflare listed them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format_version: u32,
+    pub accounts: BTreeMap<AccountId, SnapshotAccount>,
+}
+
+/// One account's groups: the `result` items of its listing, unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotAccount {
+    pub groups: Vec<ObservedGroup>,
+}
+
+/// Why a snapshot could not be read.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("cannot read snapshot {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error(
+        "{origin}: unsupported format_version {found} (this build reads {SNAPSHOT_FORMAT_VERSION})"
+    )]
+    Version { origin: String, found: u32 },
+}
+
+impl Snapshot {
+    /// Parses snapshot text: JSON when it starts with `{`, YAML otherwise. `origin` names
+    /// the text in errors (a path, or the command that printed it).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
+        let snapshot: Snapshot = parse_document(text, origin)?;
+        if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::Version {
+                origin: origin.to_owned(),
+                found: snapshot.format_version,
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// Reads and parses a snapshot file.
+    pub fn load(path: &Path) -> Result<Self, SnapshotError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+}
+
+/// Deserializes JSON or YAML text, naming the field path and position of the first error.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, SnapshotError> {
+    let parse_error = |message: String| SnapshotError::Parse {
+        origin: origin.to_owned(),
+        message,
+    };
+    if text.trim_start().starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner();
+            parse_error(format!(
+                "line {} column {}: {}: {}",
+                inner.line(),
+                inner.column(),
+                e.path(),
+                strip_position(&inner.to_string())
+            ))
+        })
+    } else {
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| parse_error(format!("{}: {}", e.path(), e.inner())))
+    }
+}
+
+/// serde_json appends " at line L column C"; the caller prints the position first instead.
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// Serves listings from a snapshot read once at start.
+#[derive(Debug)]
+pub struct SnapshotSource {
+    path: PathBuf,
+    snapshot: Snapshot,
+}
+
+impl SnapshotSource {
+    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
+        Ok(Self {
+            path: path.to_owned(),
+            snapshot: Snapshot::load(path)?,
+        })
+    }
+}
+
+impl GroupSource for SnapshotSource {
+    fn describe(&self) -> String {
+        format!("snapshot:{}", self.path.display())
+    }
+
+    async fn list(&self, account: &AccountId) -> Result<Vec<ObservedGroup>, ListingError> {
+        self.snapshot
+            .accounts
+            .get(account)
+            .map(|entry| entry.groups.clone())
+            .ok_or_else(|| ListingError::NotInSnapshot {
+                account: account.clone(),
+                path: self.path.display().to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+    #[test]
+    fn json_and_yaml_snapshots_parse_alike() {
+        let json = format!(
+            r#"{{"format_version":1,"accounts":{{"{ACCOUNT}":{{"groups":[
+                {{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","created_on":"2024-03-01T12:21:02Z","modified_on":"2024-03-01T12:21:02Z"}}]}}}}}}"#
+        );
+        let yaml = format!(
+            "format_version: 1\naccounts:\n  \"{ACCOUNT}\":\n    groups:\n      - id: 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a\n        name: Ops\n        created_on: \"2024-03-01T12:21:02Z\"\n        modified_on: \"2024-03-01T12:21:02Z\"\n"
+        );
+        let a = Snapshot::parse(&json, "a.json").unwrap();
+        let b = Snapshot::parse(&yaml, "b.yaml").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_position() {
+        let json = format!(
+            r#"{{"format_version":1,"accounts":{{"{ACCOUNT}":{{"groups":[
+{{"id":"not-an-id","name":"Ops"}}]}}}}}}"#
+        );
+        let err = Snapshot::parse(&json, "s.json").unwrap_err().to_string();
+        assert!(err.starts_with("s.json: line 2 column"), "{err}");
+        assert!(err.contains("groups[0].id"), "{err}");
+        assert!(err.contains("not 32 lowercase hexadecimal"), "{err}");
+    }
+
+    #[test]
+    fn refuses_other_format_versions() {
+        let err = Snapshot::parse(r#"{"format_version":2,"accounts":{}}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported format_version 2"), "{err}");
+    }
+}
