@@ -2,7 +2,17 @@
 //!
 //! Crate map, in the order data flows:
 //! - [`model`]: validated ids and the observed group shape;
-//! - [`source`]: the `GroupSource` trait and its snapshot and exec implementations.
+//! - [`config`]: the desired-state file: schema, loading, validation into a [`config::DesiredState`];
+//! - [`protect`]: the names, ids and globs of groups that are never deleted;
+//! - [`source`]: the `GroupSource` trait and its snapshot and exec implementations;
+//! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
+//! - [`report`]: the plan as text, JSON or Markdown;
+//! - [`cli`]: the command line, its commands and exit codes.
 
+pub mod cli;
+pub mod config;
 pub mod model;
+pub mod plan;
+pub mod protect;
+pub mod report;
 pub mod source;

@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod snapshot;
+pub mod spec;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -14,6 +15,7 @@ use crate::model::{AccountId, GroupId, ObservedGroup};
 
 pub use exec::ExecSource;
 pub use snapshot::SnapshotSource;
+pub use spec::{AnySource, SourceOptions, SourceSpec};
 
 /// Why one account could not be listed. Any of these means the account gets no deletions
 /// this cycle (safety rule 1).
@@ -21,8 +23,6 @@ pub use snapshot::SnapshotSource;
 pub enum ListingError {
     #[error("account {account} is not in snapshot {path}")]
     NotInSnapshot { account: AccountId, path: String },
-    #[error(transparent)]
-    Snapshot(#[from] snapshot::SnapshotError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
     #[error("inconsistent listing: group {0} appears more than once")]

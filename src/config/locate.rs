@@ -1,0 +1,158 @@
+//! Finds where a field path (`accounts[0].groups[2].id`) stands in YAML text, so that errors
+//! found after parsing can still name a line and column. Built only when there is an error
+//! to report: the happy path never pays for it.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A 1-based line and column in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Every mapping key and sequence item of a YAML document, by field path.
+#[derive(Debug, Default)]
+pub struct Locator {
+    positions: HashMap<String, Position>,
+}
+
+impl Locator {
+    /// Indexes `text`. Text that does not parse yields an empty index: callers then report
+    /// errors without a position rather than not at all.
+    pub fn new(text: &str) -> Self {
+        let mut indexer = Indexer::default();
+        let mut parser = Parser::new_from_str(text);
+        if parser.load(&mut indexer, false).is_err() {
+            return Self::default();
+        }
+        Self {
+            positions: indexer.positions,
+        }
+    }
+
+    /// The position of `path`, or of its closest ancestor that is indexed.
+    pub fn find(&self, path: &str) -> Option<Position> {
+        let mut path = path;
+        loop {
+            if let Some(position) = self.positions.get(path) {
+                return Some(*position);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
+}
+
+#[derive(Default)]
+struct Indexer {
+    positions: HashMap<String, Position>,
+    stack: Vec<Frame>,
+}
+
+impl Indexer {
+    /// The path of the node starting now, recording keys and items as they are met.
+    fn enter(&mut self, key_text: Option<&str>, mark: Marker) -> Option<String> {
+        let position = Position {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
+        match self.stack.last_mut() {
+            None => Some(String::new()),
+            Some(Frame::Seq { path, next }) => {
+                let item = format!("{path}[{next}]");
+                *next += 1;
+                self.positions.entry(item.clone()).or_insert(position);
+                Some(item)
+            }
+            Some(Frame::Map { path, key }) => match key.take() {
+                Some(key) => Some(join(path, &key)),
+                None => {
+                    let name = key_text.unwrap_or("?").to_owned();
+                    self.positions.entry(join(path, &name)).or_insert(position);
+                    *key = Some(name);
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl MarkedEventReceiver for Indexer {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::Scalar(text, ..) => {
+                self.enter(Some(&text), mark);
+            }
+            Event::Alias(_) => {
+                self.enter(None, mark);
+            }
+            Event::MappingStart(..) => {
+                let path = self.enter(None, mark).unwrap_or_else(|| "?".to_owned());
+                self.stack.push(Frame::Map { path, key: None });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.enter(None, mark).unwrap_or_else(|| "?".to_owned());
+                self.stack.push(Frame::Seq { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "version: 1
+accounts:
+  - id: 023e105f4ecef8ad9ca31a8372d0c353
+    groups:
+      - name: Engineering
+        state: present
+      - {name: Ops, state: absent}
+";
+
+    #[test]
+    fn finds_keys_and_items() {
+        let locator = Locator::new(TEXT);
+        let at = |path| locator.find(path).map(|p| (p.line, p.column));
+        assert_eq!(at("version"), Some((1, 1)));
+        assert_eq!(at("accounts[0]"), Some((3, 5)));
+        assert_eq!(at("accounts[0].id"), Some((3, 5)));
+        assert_eq!(at("accounts[0].groups[0].state"), Some((6, 9)));
+        assert_eq!(at("accounts[0].groups[1]"), Some((7, 9)));
+        assert_eq!(at("accounts[0].groups[1].state"), Some((7, 22)));
+    }
+
+    #[test]
+    fn falls_back_to_the_closest_indexed_ancestor() {
+        let locator = Locator::new(TEXT);
+        let found = locator.find("accounts[0].groups[1].nope[3]").unwrap();
+        assert_eq!((found.line, found.column), (7, 9));
+    }
+
+    #[test]
+    fn unparsable_text_has_no_positions() {
+        assert!(Locator::new("a: [").find("a").is_none());
+    }
+}

@@ -1,0 +1,100 @@
+//! The desired-state file schema. These structs are the config reference: their doc
+//! comments are what the README's reference section and the editor schema say.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AccountId, GroupId, GroupState};
+
+/// The only desired-state file version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Default for `max_deletes` when neither the account nor `defaults` sets one.
+pub const DEFAULT_MAX_DELETES: u32 = 10;
+
+/// One desired-state file. A directory of them is read as one desired state.
+///
+/// `A` is the account entry type; loading reads entries as raw YAML first so that one bad
+/// account does not hide the errors of the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec<A = AccountSpec> {
+    /// Schema version of the file. Only `1` exists.
+    pub version: u32,
+    /// Settings inherited by every account of this file that does not set its own.
+    #[serde(default)]
+    pub defaults: DefaultsSpec,
+    /// The accounts this file manages; at least one. An account may appear in only one
+    /// file of a config directory.
+    pub accounts: Vec<A>,
+}
+
+/// Settings inherited by every account of the file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSpec {
+    /// What to do with groups that exist but are not declared. Default `report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged: Option<UnmanagedPolicy>,
+    /// Most deletions one reconcile may make in one account; a plan with more deletes none
+    /// of them. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deletes: Option<u32>,
+    /// Names, ids or globs never deleted in any account of the file; added to each
+    /// account's own `protect`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protect: Vec<String>,
+}
+
+/// One Cloudflare account and the groups it should (and should not) have.
+///
+/// `G` is the group entry type, raw YAML while loading for the same reason as `A` above.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec<G = GroupSpec> {
+    /// The account id: 32 lowercase hexadecimal characters.
+    pub id: AccountId,
+    /// A name for humans and reports; never sent to Cloudflare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Names, ids or globs (`*`, `?`, `[...]`) of groups that are never deleted. Declaring a
+    /// protected group `absent` is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protect: Vec<String>,
+    /// Overrides `defaults.unmanaged` for this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged: Option<UnmanagedPolicy>,
+    /// Overrides `defaults.max_deletes` for this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deletes: Option<u32>,
+    /// The declared groups. Each is named by `name`, `id`, or both.
+    #[serde(default)]
+    pub groups: Vec<G>,
+}
+
+/// One declared group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// The group's name, matched exactly. A name that matches several live groups is never
+    /// deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The group's id (32 lowercase hex). With an id, a `name` must match the live group's
+    /// name too, or its deletion is blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<GroupId>,
+    /// `present`: the group must exist. `absent`: the group is deleted.
+    pub state: GroupState,
+}
+
+/// What to do with a group that exists but is not declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmanagedPolicy {
+    /// Leave it alone and say nothing.
+    Ignore,
+    /// Leave it alone and report it as drift.
+    Report,
+    /// Delete it (prune). Opt-in only; protected groups and `max_deletes` still apply.
+    Delete,
+}
