@@ -60,7 +60,9 @@ struct Indexer {
 
 impl Indexer {
     /// The path of the node starting now, recording keys and items as they are met.
-    fn enter(&mut self, key_text: Option<&str>, mark: Marker) -> Option<String> {
+    /// Collections get the position of their first key or item, not their start event,
+    /// whose mark the parser places after the first key.
+    fn enter(&mut self, key_text: Option<&str>, collection: bool, mark: Marker) -> Option<String> {
         let position = Position {
             line: mark.line(),
             column: mark.col() + 1,
@@ -70,13 +72,17 @@ impl Indexer {
             Some(Frame::Seq { path, next }) => {
                 let item = format!("{path}[{next}]");
                 *next += 1;
-                self.positions.entry(item.clone()).or_insert(position);
+                self.positions.entry(path.clone()).or_insert(position);
+                if !collection {
+                    self.positions.entry(item.clone()).or_insert(position);
+                }
                 Some(item)
             }
             Some(Frame::Map { path, key }) => match key.take() {
                 Some(key) => Some(join(path, &key)),
                 None => {
                     let name = key_text.unwrap_or("?").to_owned();
+                    self.positions.entry(path.clone()).or_insert(position);
                     self.positions.entry(join(path, &name)).or_insert(position);
                     *key = Some(name);
                     None
@@ -98,17 +104,21 @@ impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
             Event::Scalar(text, ..) => {
-                self.enter(Some(&text), mark);
+                self.enter(Some(&text), false, mark);
             }
             Event::Alias(_) => {
-                self.enter(None, mark);
+                self.enter(None, false, mark);
             }
             Event::MappingStart(..) => {
-                let path = self.enter(None, mark).unwrap_or_else(|| "?".to_owned());
+                let path = self
+                    .enter(None, true, mark)
+                    .unwrap_or_else(|| "?".to_owned());
                 self.stack.push(Frame::Map { path, key: None });
             }
             Event::SequenceStart(..) => {
-                let path = self.enter(None, mark).unwrap_or_else(|| "?".to_owned());
+                let path = self
+                    .enter(None, true, mark)
+                    .unwrap_or_else(|| "?".to_owned());
                 self.stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -140,15 +150,15 @@ accounts:
         assert_eq!(at("accounts[0]"), Some((3, 5)));
         assert_eq!(at("accounts[0].id"), Some((3, 5)));
         assert_eq!(at("accounts[0].groups[0].state"), Some((6, 9)));
-        assert_eq!(at("accounts[0].groups[1]"), Some((7, 9)));
-        assert_eq!(at("accounts[0].groups[1].state"), Some((7, 22)));
+        assert_eq!(at("accounts[0].groups[1]"), Some((7, 10)));
+        assert_eq!(at("accounts[0].groups[1].state"), Some((7, 21)));
     }
 
     #[test]
     fn falls_back_to_the_closest_indexed_ancestor() {
         let locator = Locator::new(TEXT);
         let found = locator.find("accounts[0].groups[1].nope[3]").unwrap();
-        assert_eq!((found.line, found.column), (7, 9));
+        assert_eq!((found.line, found.column), (7, 10));
     }
 
     #[test]

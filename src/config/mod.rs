@@ -71,33 +71,46 @@ impl DesiredState {
 pub fn load(path: &Path) -> Result<DesiredState, ConfigErrors> {
     let files = config_files(path).map_err(|e| ConfigErrors(vec![e]))?;
     let mut errors = Vec::new();
+    let mut documents = Vec::with_capacity(files.len());
+    for file in files {
+        match read_text(&file) {
+            Ok(text) => documents.push((file, text)),
+            Err(e) => errors.push(e),
+        }
+    }
+    from_documents(&documents, errors)
+}
+
+/// Parses one desired-state document held in memory; `file` names it in errors.
+pub fn parse(text: &str, file: &Path) -> Result<DesiredState, ConfigErrors> {
+    from_documents(&[(file.to_owned(), text.to_owned())], Vec::new())
+}
+
+fn from_documents(
+    documents: &[(PathBuf, String)],
+    mut errors: Vec<ConfigError>,
+) -> Result<DesiredState, ConfigErrors> {
     let mut accounts = Vec::new();
     let mut hasher = Sha256::new();
-    let mut declared_in: HashMap<AccountId, (PathBuf, Option<Position>)> = HashMap::new();
+    // Where each account was first declared: (document, account index).
+    let mut declared_in: HashMap<AccountId, (usize, usize)> = HashMap::new();
 
-    for file in &files {
-        let text = match read_text(file) {
-            Ok(text) => text,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
+    for (document, (file, text)) in documents.iter().enumerate() {
         hasher.update(file.to_string_lossy().as_bytes());
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
-        let mut ctx = FileContext::new(file, &text);
+        let mut ctx = FileContext::new(file, text);
         for (index, account) in parse_file(&mut ctx) {
-            let field = format!("accounts[{index}].id");
-            let here = ctx.position(&field);
             match declared_in.get(&account.id) {
-                Some((first_file, first_at)) => {
-                    let at = first_at
+                Some(&(first_document, first_index)) => {
+                    let (first_file, first_text) = &documents[first_document];
+                    let at = Locator::new(first_text)
+                        .find(&format!("accounts[{first_index}].id"))
                         .map(|p| format!(":{}:{}", p.line, p.column))
                         .unwrap_or_default();
                     ctx.error(
-                        &field,
+                        &format!("accounts[{index}].id"),
                         format!(
                             "account {} is already declared in {}{at}",
                             account.id,
@@ -106,7 +119,7 @@ pub fn load(path: &Path) -> Result<DesiredState, ConfigErrors> {
                     );
                 }
                 None => {
-                    declared_in.insert(account.id.clone(), (file.clone(), here));
+                    declared_in.insert(account.id.clone(), (document, index));
                     accounts.push(account);
                 }
             }
@@ -117,7 +130,7 @@ pub fn load(path: &Path) -> Result<DesiredState, ConfigErrors> {
     if errors.is_empty() {
         Ok(DesiredState {
             accounts,
-            files,
+            files: documents.iter().map(|(file, _)| file.clone()).collect(),
             content_hash: format!("{:x}", hasher.finalize()),
         })
     } else {
@@ -219,7 +232,9 @@ impl<'a> FileContext<'a> {
                         _ => field,
                     };
                 }
-                if let Some(unknown) = unknown_field(&message) {
+                if let Some(unknown) = unknown_field(&message)
+                    && !field.ends_with(unknown)
+                {
                     field = locate_join(&field, unknown);
                 }
                 self.error(&field, message);
