@@ -21,11 +21,15 @@ fn hex32(kind: u8, account: usize, group: usize) -> String {
 /// Per account: 400 present and 50 absent by name, 50 absent by id; the live side has the
 /// 400 present groups, 25 of each kind of absent one, and 50 undeclared ones.
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
-    let mut config = String::from("version: 1\ndefaults:\n  unmanaged: report\n  max_deletes: 100\naccounts:\n");
+    let mut config =
+        String::from("version: 1\ndefaults:\n  unmanaged: report\n  max_deletes: 100\naccounts:\n");
     let mut snapshot = String::from("{\"format_version\":1,\"accounts\":{");
     for a in 0..ACCOUNTS {
         let account = hex32(0xac, a, 0);
-        let _ = write!(config, "  - id: {account}\n    label: account-{a}\n    groups:\n");
+        let _ = write!(
+            config,
+            "  - id: {account}\n    label: account-{a}\n    groups:\n"
+        );
         if a > 0 {
             snapshot.push(',');
         }

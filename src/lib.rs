@@ -7,10 +7,12 @@
 //! - [`source`]: the `GroupSource` trait and its snapshot and exec implementations;
 //! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
 //! - [`report`]: the plan as text, JSON or Markdown;
+//! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`cli`]: the command line, its commands and exit codes.
 
 pub mod cli;
 pub mod config;
+pub mod journal;
 pub mod model;
 pub mod plan;
 pub mod protect;

@@ -1,0 +1,351 @@
+//! The journal: an append-only JSON Lines file of every deletion's intent (with a full
+//! backup of the group and its members), its outcome, and every restore. Nothing deleted is
+//! ever lost: the intent is on disk, synced, before the DELETE is sent.
+//!
+//! Writes take an exclusive lock on the file and append one whole line with a single
+//! `write`, then `fsync`, so concurrent writers (tasks or processes) never interleave. A
+//! line torn by a crash is terminated before the next append and skipped by readers.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{AccountId, GroupId, ObservedGroup};
+
+/// The journal's file name inside the state directory.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+#[derive(Debug, Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal {path}: cannot encode a record: {source}")]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// How a deletion ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Deleted,
+    AlreadyAbsent,
+    Failed { error: String },
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// About to delete `group`; everything needed to recreate it.
+    Intent {
+        at: String,
+        run: String,
+        account: AccountId,
+        group: ObservedGroup,
+        /// The group's members as Cloudflare listed them; `None` when the backup of
+        /// members was turned off.
+        members: Option<Vec<serde_json::Value>>,
+    },
+    /// What happened to the deletion announced by the intent of the same run and group.
+    Outcome {
+        at: String,
+        run: String,
+        account: AccountId,
+        group_id: GroupId,
+        #[serde(flatten)]
+        outcome: Outcome,
+    },
+    /// A deleted group was recreated from its backup.
+    Restore {
+        at: String,
+        run: String,
+        account: AccountId,
+        group_id: GroupId,
+        new_group_id: GroupId,
+    },
+}
+
+impl Record {
+    pub fn run(&self) -> &str {
+        match self {
+            Record::Intent { run, .. }
+            | Record::Outcome { run, .. }
+            | Record::Restore { run, .. } => run,
+        }
+    }
+}
+
+/// The current time as RFC 3339 UTC with seconds, for records.
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A new run id: the start time and the process id, unique enough to group a run's records.
+pub fn new_run_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    format!("{millis}-{}", std::process::id())
+}
+
+/// An open journal, appended to by any number of tasks.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`, terminating a line torn by a crash.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let result = terminate_torn_line(&mut file);
+        file.unlock().map_err(io)?;
+        result.map_err(io)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `record` as one line and syncs it to disk before returning.
+    pub fn append(&self, record: &Record) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(record).map_err(|source| JournalError::Encode {
+            path: self.path.clone(),
+            source,
+        })?;
+        line.push(b'\n');
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.lock().map_err(io)?;
+        let written = (&*file).write_all(&line).and_then(|()| file.sync_data());
+        let unlocked = file.unlock();
+        written.map_err(io)?;
+        unlocked.map_err(io)
+    }
+}
+
+fn terminate_torn_line(file: &mut File) -> std::io::Result<()> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Everything a journal holds, and the lines that could not be read.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub records: Vec<Record>,
+    /// 1-based numbers of lines that are not records (a line torn by a crash).
+    pub unreadable: Vec<usize>,
+}
+
+impl Contents {
+    /// Intents with no outcome: deletions interrupted by a crash, whose result only a fresh
+    /// listing can tell.
+    pub fn unresolved(&self) -> Vec<&Record> {
+        self.records
+            .iter()
+            .filter(|record| match record {
+                Record::Intent {
+                    run, group, ..
+                } => !self.records.iter().any(|other| {
+                    matches!(other, Record::Outcome { run: r, group_id, .. } if r == run && *group_id == group.id)
+                }),
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// The latest intent that backed up `group`, for a restore.
+    pub fn backup_of(&self, group: &GroupId) -> Option<&Record> {
+        self.records
+            .iter()
+            .rev()
+            .find(|record| matches!(record, Record::Intent { group: g, .. } if g.id == *group))
+    }
+}
+
+/// Reads a journal. A missing file is an empty journal.
+pub fn read(path: &Path) -> Result<Contents, JournalError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut contents = Contents::default();
+    for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice(&line) {
+            Ok(record) => contents.records.push(record),
+            Err(_) => contents.unreadable.push(index + 1),
+        }
+    }
+    Ok(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(n: u8) -> ObservedGroup {
+        ObservedGroup {
+            id: format!("{n:032x}").parse().unwrap(),
+            name: format!("group {n}"),
+            created_on: Some("2024-03-01T12:21:02Z".into()),
+            modified_on: None,
+            policies: Some(serde_json::json!([{"access": "allow"}])),
+        }
+    }
+
+    fn account() -> AccountId {
+        "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap()
+    }
+
+    fn intent(run: &str, n: u8) -> Record {
+        Record::Intent {
+            at: now(),
+            run: run.into(),
+            account: account(),
+            group: group(n),
+            members: Some(vec![
+                serde_json::json!({"id": "m1", "email": "a@example.com"}),
+            ]),
+        }
+    }
+
+    fn outcome(run: &str, n: u8, outcome: Outcome) -> Record {
+        Record::Outcome {
+            at: now(),
+            run: run.into(),
+            account: account(),
+            group_id: group(n).id,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_unresolved_intents_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join(JOURNAL_FILE);
+        let journal = Journal::open(&path).unwrap();
+        journal.append(&intent("r1", 1)).unwrap();
+        journal.append(&outcome("r1", 1, Outcome::Deleted)).unwrap();
+        journal.append(&intent("r1", 2)).unwrap();
+        let contents = read(&path).unwrap();
+        assert_eq!(contents.records.len(), 3);
+        assert!(matches!(
+            &contents.records[0],
+            Record::Intent { group: g, members: Some(m), .. } if *g == group(1) && m.len() == 1
+        ));
+        let unresolved = contents.unresolved();
+        assert_eq!(unresolved.len(), 1);
+        assert!(
+            matches!(unresolved[0], Record::Intent { group, .. } if group.id == self::group(2).id)
+        );
+        assert!(contents.backup_of(&group(1).id).is_some());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_terminated_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        Journal::open(&path)
+            .unwrap()
+            .append(&intent("r1", 1))
+            .unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"type":"outcome","at":"2026"#).unwrap();
+        drop(file);
+
+        Journal::open(&path)
+            .unwrap()
+            .append(&intent("r2", 2))
+            .unwrap();
+        let contents = read(&path).unwrap();
+        assert_eq!(contents.records.len(), 2);
+        assert_eq!(contents.unreadable, vec![2]);
+        assert_eq!(contents.records[1].run(), "r2");
+    }
+
+    #[test]
+    fn concurrent_writers_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journals: Vec<Journal> = (0..4).map(|_| Journal::open(&path).unwrap()).collect();
+        std::thread::scope(|scope| {
+            for (w, journal) in journals.iter().enumerate() {
+                scope.spawn(move || {
+                    for i in 0..50u8 {
+                        journal.append(&intent(&format!("w{w}"), i)).unwrap();
+                    }
+                });
+            }
+        });
+        let contents = read(&path).unwrap();
+        assert_eq!(contents.records.len(), 200);
+        assert!(contents.unreadable.is_empty());
+    }
+
+    #[test]
+    fn a_missing_journal_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let contents = read(&dir.path().join("none.jsonl")).unwrap();
+        assert!(contents.records.is_empty());
+    }
+}
