@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config;
 use crate::plan::{self, PlanOptions};
 use crate::report::{self, Format};
+use crate::saved_plan::SavedPlan;
 use crate::source::{self, AnySource, GroupSource, SourceOptions, SourceSpec};
 
 const EXIT_CODES: &str = "\
@@ -81,6 +82,9 @@ pub struct PlanArgs {
     /// Exit 2 when there is drift (as `terraform plan -detailed-exitcode` does).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the planned deletions to FILE, for `apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// How a command that did not fail ended.
@@ -137,6 +141,9 @@ async fn plan(args: &PlanArgs) -> anyhow::Result<Outcome> {
     .await;
     let plan = plan::plan(&desired, &observed, PlanOptions::default());
     print_out(&report::render(&plan, &source.describe(), args.output))?;
+    if let Some(out) = &args.out {
+        SavedPlan::new(&plan, &desired.content_hash).save(out)?;
+    }
     let summary = plan.summary();
     if summary.listing_failed > 0 {
         tracing::error!(

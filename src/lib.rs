@@ -7,6 +7,7 @@
 //! - [`source`]: the `GroupSource` trait and its snapshot and exec implementations;
 //! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
 //! - [`report`]: the plan as text, JSON or Markdown;
+//! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`cli`]: the command line, its commands and exit codes.
 
@@ -17,4 +18,5 @@ pub mod model;
 pub mod plan;
 pub mod protect;
 pub mod report;
+pub mod saved_plan;
 pub mod source;

@@ -308,3 +308,30 @@ fn help_documents_exit_codes() {
         .success()
         .stdout(predicate::str::contains("Exit codes:"));
 }
+
+#[test]
+fn plan_out_saves_exactly_the_planned_deletions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.json");
+    cfgroups()
+        .args([
+            "plan",
+            "-c",
+            EXAMPLE_CONFIG,
+            "-s",
+            EXAMPLE_SNAPSHOT,
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let saved = cfgroups::saved_plan::SavedPlan::load(&out).unwrap();
+    let ids: Vec<&str> = saved.deletions.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "c3d4e5f60718293a4b5c6d7e8f90a1b2",
+            "4b5c6d7e8f90a1b2c3d4e5f60718293a"
+        ]
+    );
+}
