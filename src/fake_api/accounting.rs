@@ -17,7 +17,8 @@ pub struct RequestRecord {
     /// Path and query string, e.g. `/client/v4/accounts/../iam/user_groups?page=2`.
     pub path: String,
     pub route: Route,
-    /// The status sent; `None` when the connection was dropped instead.
+    /// The status sent; `None` when no response was delivered: a fault dropped the
+    /// connection, or the client went away first (e.g. it timed out on a slow answer).
     pub status: Option<u16>,
 }
 
@@ -56,7 +57,7 @@ impl Requests {
         self.log.iter().filter(|r| r.status == Some(status)).count()
     }
 
-    /// Finished requests whose connection was dropped.
+    /// Finished requests that got no response (see [`RequestRecord::status`]).
     pub fn dropped(&self) -> usize {
         self.log.iter().filter(|r| r.status.is_none()).count()
     }

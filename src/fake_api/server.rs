@@ -128,7 +128,6 @@ async fn handle(
     kill: Arc<Notify>,
     request: Request<Incoming>,
 ) -> HttpResponse {
-    let at = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let path_and_query = request
@@ -138,23 +137,54 @@ async fn handle(
     let route = Target::parse(&path).route(&method);
     lock(&shared.log).arrive(&method, route);
     shared.bump();
+    let in_flight = InFlight {
+        shared: shared.clone(),
+        record: Some(RequestRecord {
+            at: Instant::now(),
+            method: method.clone(),
+            path: path_and_query,
+            route,
+            status: None,
+        }),
+    };
 
     let outcome = respond(&shared, request, &method, &path, route).await;
-    let status = outcome.as_ref().map(|r| r.status().as_u16());
-    lock(&shared.log).finish(RequestRecord {
-        at,
-        method,
-        path: path_and_query,
-        route,
-        status,
-    });
-    shared.bump();
+    in_flight.finish(outcome.as_ref().map(|r| r.status().as_u16()));
     match outcome {
         Some(response) => response,
         None => {
             kill.notify_one();
             // The connection task drops this future with the socket.
             std::future::pending().await
+        }
+    }
+}
+
+/// A request being answered. If hyper drops the handler because the client went away (say,
+/// it timed out on a slow answer), the request is still logged, with no status.
+struct InFlight {
+    shared: Arc<Shared>,
+    record: Option<RequestRecord>,
+}
+
+impl InFlight {
+    fn finish(mut self, status: Option<u16>) {
+        if let Some(mut record) = self.record.take() {
+            record.status = status;
+            self.log(record);
+        }
+    }
+
+    fn log(&self, record: RequestRecord) {
+        lock(&self.shared.log).finish(record);
+        self.shared.bump();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            self.log(record);
         }
     }
 }
