@@ -418,11 +418,14 @@ async fn members_are_paginated_and_can_be_added() {
     fake.shutdown().await;
 }
 
+/// Request headers for the auth cases.
+type Headers = &'static [(&'static str, &'static str)];
+
 #[tokio::test]
 async fn both_auth_schemes_and_every_auth_error() {
     let fake = start_with_groups(1).await;
     let url = groups_url(&fake);
-    let send = |headers: &'static [(&'static str, &'static str)]| {
+    let send = |headers: Headers| {
         let url = url.clone();
         async move {
             let mut request = client().get(&url);
@@ -448,7 +451,7 @@ async fn both_auth_schemes_and_every_auth_error() {
     let (status, _) = send(&[("x-auth-email", EMAIL), ("x-auth-key", KEY)]).await;
     assert_eq!(status, StatusCode::OK);
 
-    let cases: [(&'static [(&'static str, &'static str)], StatusCode, Value); 8] = [
+    let cases: [(Headers, StatusCode, Value); 8] = [
         (
             &[],
             StatusCode::BAD_REQUEST,
