@@ -16,6 +16,7 @@ use super::routes::Route;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// This HTTP status (500, 502, 503, ...) with an error envelope; nothing is changed.
+    /// A number that is not an HTTP status becomes 500.
     Status(u16),
     /// The socket is closed without any response; nothing is changed. The client sees a
     /// connection error.

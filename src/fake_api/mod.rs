@@ -21,6 +21,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Behaviour choices where the reference leaves room (each is documented in its module):
+//! - a well-formed account id the fake does not hold answers 403 `9109` ("Unauthorized to
+//!   access requested resource"), what the API says for an account the credentials cannot
+//!   see; a malformed account or group id answers 400 `7003` + `7000` (it does not route);
+//!   a missing group answers 404 (code `1003`, the fake's choice);
+//! - the rate limit is a sliding window over every request, stricter than a fixed one; the
+//!   request that finds it full starts a lockout (default: one window) during which
+//!   everything gets 429, after which the window starts empty;
+//! - a dropped connection closes the socket before any response byte: the client sees a
+//!   connection error (hyper's "connection closed before message completed");
+//! - duplicate group names are allowed (creating one does not fail), so tests can set up
+//!   ambiguous names;
+//! - with [`FakeCloudflareBuilder::persist_to`] the state file is rewritten after every
+//!   mutation.
+//!
 //! Module map: `state` (the store and its file), `routes` (endpoints), [`pagination`],
 //! `auth` (credential checks), [`limits`] (rate limit and headers), `faults`, `accounting`
 //! (request counts and log), [`envelope`] (response shapes and error codes), and `server`
