@@ -9,10 +9,13 @@
 //! - [`report`]: the plan as text, JSON or Markdown;
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
-//! - [`cli`]: the command line, its commands and exit codes.
+//! - [`cli`]: the command line, its commands and exit codes;
+//! - [`fake_api`]: a stateful local fake of Cloudflare's user-groups API, for tests and
+//!   local runs (faults, rate limit, request accounting).
 
 pub mod cli;
 pub mod config;
+pub mod fake_api;
 pub mod journal;
 pub mod model;
 pub mod plan;
