@@ -2,7 +2,9 @@
 //!
 //! Crate map, in the order data flows:
 //! - [`model`]: validated ids and the observed group shape;
-//! - [`source`]: the `GroupSource` trait and its snapshot and exec implementations.
+//! - [`cloudflare`]: the live API client (credentials, retries, request budget, pagination);
+//! - [`source`]: the `GroupSource` trait and its cloudflare, snapshot and exec implementations.
 
+pub mod cloudflare;
 pub mod model;
 pub mod source;
