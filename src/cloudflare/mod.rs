@@ -21,13 +21,19 @@
 //! [`observer`] (the metrics hook), [`client`] (the operations).
 
 pub mod base_url;
+pub mod budget;
 pub mod credentials;
 pub mod envelope;
 pub mod error;
+pub mod retry;
 pub mod route;
 
 pub use base_url::{BaseUrl, DEFAULT_BASE_URL};
+pub use budget::{
+    Budget, BudgetConfig, BudgetSnapshot, BudgetWait, RateLimitHeader, parse_ratelimit,
+};
 pub use credentials::{CredentialOrigin, Credentials, CredentialsError};
 pub use envelope::{ApiError, ApiErrors, Envelope, ResultInfo};
 pub use error::{Error, TransportKind, is_retryable_status};
+pub use retry::{Jitter, RetryPolicy, parse_retry_after};
 pub use route::{Route, RouteKind};
