@@ -22,9 +22,12 @@
 
 pub mod base_url;
 pub mod budget;
+pub mod client;
 pub mod credentials;
 pub mod envelope;
 pub mod error;
+pub mod observer;
+pub mod pager;
 pub mod retry;
 pub mod route;
 
@@ -32,8 +35,10 @@ pub use base_url::{BaseUrl, DEFAULT_BASE_URL};
 pub use budget::{
     Budget, BudgetConfig, BudgetSnapshot, BudgetWait, RateLimitHeader, parse_ratelimit,
 };
+pub use client::{Client, ClientConfig, DEFAULT_USER_AGENT, DeleteOutcome};
 pub use credentials::{CredentialOrigin, Credentials, CredentialsError};
 pub use envelope::{ApiError, ApiErrors, Envelope, ResultInfo};
 pub use error::{Error, TransportKind, is_retryable_status};
+pub use observer::{NoopObserver, RequestEvent, RequestObserver};
 pub use retry::{Jitter, RetryPolicy, parse_retry_after};
 pub use route::{Route, RouteKind};
