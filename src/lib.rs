@@ -4,7 +4,8 @@
 //! - [`model`]: validated ids and the observed group shape;
 //! - [`config`]: the desired-state file: schema, loading, validation into a [`config::DesiredState`];
 //! - [`protect`]: the names, ids and globs of groups that are never deleted;
-//! - [`source`]: the `GroupSource` trait and its snapshot and exec implementations;
+//! - [`cloudflare`]: the live API client (credentials, retries, request budget, pagination);
+//! - [`source`]: the `GroupSource` trait and its cloudflare, snapshot and exec implementations;
 //! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
 //! - [`report`]: the plan as text, JSON or Markdown;
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
@@ -14,6 +15,7 @@
 //!   local runs (faults, rate limit, request accounting).
 
 pub mod cli;
+pub mod cloudflare;
 pub mod config;
 pub mod fake_api;
 pub mod journal;

@@ -1,6 +1,7 @@
 //! Where observed groups come from: the `GroupSource` trait, the `--source` spec that picks
 //! one, and the bounded concurrent listing of every declared account.
 
+pub mod cloudflare;
 pub mod exec;
 pub mod snapshot;
 pub mod spec;
@@ -13,6 +14,7 @@ use thiserror::Error;
 
 use crate::model::{AccountId, GroupId, ObservedGroup};
 
+pub use cloudflare::CloudflareSource;
 pub use exec::ExecSource;
 pub use snapshot::SnapshotSource;
 pub use spec::{AnySource, SourceOptions, SourceSpec};
@@ -25,6 +27,8 @@ pub enum ListingError {
     NotInSnapshot { account: AccountId, path: String },
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    Api(#[from] crate::cloudflare::Error),
     #[error("inconsistent listing: group {0} appears more than once")]
     DuplicateId(GroupId),
 }
