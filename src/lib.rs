@@ -10,10 +10,13 @@
 //! - [`report`]: the plan as text, JSON or Markdown;
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
+//! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
+//! - [`state_dir`]: where the journal and reports are kept;
 //! - [`cli`]: the command line, its commands and exit codes;
 //! - [`fake_api`]: a stateful local fake of Cloudflare's user-groups API, for tests and
 //!   local runs (faults, rate limit, request accounting).
 
+pub mod apply;
 pub mod cli;
 pub mod cloudflare;
 pub mod config;
@@ -25,3 +28,4 @@ pub mod protect;
 pub mod report;
 pub mod saved_plan;
 pub mod source;
+pub mod state_dir;

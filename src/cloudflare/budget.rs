@@ -71,6 +71,20 @@ impl Default for BudgetConfig {
 }
 
 impl BudgetConfig {
+    /// A budget of `max_requests` per rolling `window`, the other settings at their
+    /// defaults. The burst is a twentieth of the limit (at most the default 50), so that the
+    /// steady pace, `(max_requests - burst) / window`, stays within 5% of the limit.
+    pub fn with_limit(max_requests: NonZeroU32, window: Duration) -> Self {
+        let default = Self::default();
+        let burst = (max_requests.get() / 20).clamp(1, default.burst.get());
+        Self {
+            max_requests,
+            window,
+            burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+            ..default
+        }
+    }
+
     /// The steady interval between requests once the burst is spent: chosen so that
     /// `burst + window / interval < max_requests + 1`.
     pub fn refill_interval(&self) -> Duration {
@@ -505,6 +519,20 @@ mod tests {
         assert_eq!(parse_ratelimit(r#""default";r=5"#), None);
         assert_eq!(parse_ratelimit(r#""default";r=x;t=5"#), None);
         assert_eq!(parse_ratelimit(""), None);
+    }
+
+    #[test]
+    fn with_limit_keeps_the_steady_pace_within_five_percent() {
+        for max in [1u32, 10, 90, 180, 1000, 1200] {
+            let config =
+                BudgetConfig::with_limit(NonZeroU32::new(max).unwrap(), Duration::from_secs(2));
+            let per_window = config.window.as_secs_f64() / config.refill_interval().as_secs_f64();
+            assert!(config.burst.get() <= max.max(1));
+            assert!(
+                per_window >= f64::from(max) * 0.95 - 1.0,
+                "{max}: {per_window}"
+            );
+        }
     }
 
     #[test]

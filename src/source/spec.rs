@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{ExecSource, GroupSource, ListingError, SnapshotSource};
+use super::{CloudflareSource, ExecSource, GroupSource, ListingError, SnapshotSource};
 use crate::model::{AccountId, ObservedGroup};
 
 /// Which listing source to use, as written on the command line.
@@ -38,6 +38,7 @@ impl FromStr for SourceSpec {
 /// Every source, behind one type so commands can hold whichever was asked for.
 #[derive(Debug)]
 pub enum AnySource {
+    Cloudflare(CloudflareSource),
     Snapshot(SnapshotSource),
     Exec(ExecSource),
 }
@@ -67,6 +68,7 @@ impl AnySource {
 impl GroupSource for AnySource {
     fn describe(&self) -> String {
         match self {
+            Self::Cloudflare(source) => source.describe(),
             Self::Snapshot(source) => source.describe(),
             Self::Exec(source) => source.describe(),
         }
@@ -74,6 +76,7 @@ impl GroupSource for AnySource {
 
     async fn list(&self, account: &AccountId) -> Result<Vec<ObservedGroup>, ListingError> {
         match self {
+            Self::Cloudflare(source) => source.list(account).await,
             Self::Snapshot(source) => source.list(account).await,
             Self::Exec(source) => source.list(account).await,
         }

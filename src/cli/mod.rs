@@ -1,0 +1,235 @@
+//! The command line: clap definitions, command dispatch, and the one place where results
+//! become exit codes. Each command lives in its own file.
+
+mod apply;
+mod connect;
+mod journal;
+mod output;
+mod plan;
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::Format;
+use crate::source::SourceSpec;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; with --detailed-exitcode, no drift
+  1  error: bad config, a listing that failed, a deletion that failed or was blocked
+  2  with --detailed-exitcode: drift (something to delete, blocked, missing or unmanaged)
+
+Credentials (live API only): CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY,
+or --api-token-file (under systemd: $CREDENTIALS_DIRECTORY/cloudflare-api-token).";
+
+/// Keep Cloudflare IAM user groups exactly as a YAML file says.
+#[derive(Debug, Parser)]
+#[command(name = "cfgroups", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log line format on stderr. `RUST_LOG` filters what is logged.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the desired-state file(s) offline; list every problem.
+    #[command(after_help = "Example:\n  cfgroups validate --config groups.yaml")]
+    Validate(ConfigArgs),
+    /// Report drift between the desired state and what a source lists. Changes nothing.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups plan --config examples/groups.yaml --source snapshot:examples/snapshot.json\n\n",
+        "Exit codes:\n  0  no drift, or drift without --detailed-exitcode\n  1  error, or an account could not be listed\n  2  drift, with --detailed-exitcode",
+    ))]
+    Plan(PlanArgs),
+    /// Delete the groups a fresh plan marks `delete`, journaling a backup of each first.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups apply --config groups.yaml              # shows the plan, asks for `yes`\n",
+        "  cfgroups apply --config groups.yaml --plan plan.json --yes   # CI: exactly the reviewed plan\n\n",
+        "Exit codes:\n  0  everything planned was done\n  1  error, or a deletion failed, was blocked or was not started",
+    ))]
+    Apply(ApplyArgs),
+    /// List what the journal recorded: deletions, their outcomes, restores.
+    #[command(
+        after_help = "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353"
+    )]
+    Journal(JournalArgs),
+    /// Recreate a deleted group from its journal backup: name, policies, then members.
+    #[command(after_help = "Example:\n  cfgroups restore --group 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a")]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Desired-state file, or a directory of *.yaml / *.yml files.
+    #[arg(long, short = 'c', env = "CFGROUPS_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// How to reach the live API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// API base URL; plain http:// only to loopback.
+    #[arg(long, env = "CLOUDFLARE_BASE_URL", value_name = "URL")]
+    pub api_base_url: Option<String>,
+    /// Read the API token from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Most API requests in any rolling --budget-window (Cloudflare allows 1200 per 5 minutes).
+    #[arg(long, default_value = "1000", value_name = "N")]
+    pub max_requests: NonZeroU32,
+    /// The window of --max-requests.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub budget_window: Duration,
+    /// Time allowed for one request attempt.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Time allowed to connect.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Where observed groups come from: `cloudflare`, `snapshot:FILE` or `exec:COMMAND`.
+    #[arg(long, short = 's', default_value = "cloudflare")]
+    pub source: SourceSpec,
+    /// How many accounts are listed at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// How long an `exec:` listing command may run.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub exec_timeout: Duration,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Exit 2 when there is drift (as `terraform plan -detailed-exitcode` does).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Also save the planned deletions to FILE, for `apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Where the journal lives. Default: $STATE_DIRECTORY (systemd), else
+    /// $XDG_STATE_HOME/cfgroups, else ~/.local/state/cfgroups.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Delete even when an account plans more than its `max_deletes`.
+    #[arg(long)]
+    pub force: bool,
+    /// Apply only if the fresh plan deletes exactly what FILE (from `plan --out`) lists.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Show the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the members backup (one request less per deletion; a restore then recreates
+    /// the group without its members).
+    #[arg(long)]
+    pub no_backup_members: bool,
+    /// Deletions in flight at once, across all accounts.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub apply_concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read this journal file instead of the state directory's.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Only this account.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<crate::model::AccountId>,
+    /// `text` or `json` (one record per line, as stored).
+    #[arg(long, short = 'o', default_value = "text")]
+    pub output: JournalFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JournalFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The id the deleted group had.
+    #[arg(long, value_name = "ID")]
+    pub group: crate::model::GroupId,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read the backup from this journal file instead of the state directory's.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Drift found and `--detailed-exitcode` asked to be told.
+    Drift,
+    /// The command finished and reported, but part of its work failed.
+    Failed,
+}
+
+/// Maps a command's result to the process exit code. The only place exit codes are chosen.
+pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
+    match result {
+        Ok(Outcome::Success) => 0,
+        Ok(Outcome::Drift) => 2,
+        Ok(Outcome::Failed) | Err(_) => 1,
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Validate(args) => plan::validate(&args),
+        Command::Plan(args) => plan::plan(&args).await,
+        Command::Apply(args) => apply::apply(&args).await,
+        Command::Journal(args) => journal::show(&args),
+        Command::Restore(args) => journal::restore(&args).await,
+    }
+}
