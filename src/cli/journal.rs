@@ -35,7 +35,7 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Outcome> {
             }
         }
         JournalFormat::Text => {
-            for record in records {
+            for record in records.filter(|r| !matches!(r, Record::Outcome { .. })) {
                 text.push_str(&describe(record, &contents));
                 text.push('\n');
             }
@@ -79,7 +79,9 @@ fn describe(record: &Record, contents: &journal::Contents) -> String {
                 group.id, group.name
             )
         }
-        Record::Outcome { .. } => String::new(),
+        Record::Outcome {
+            at, run, group_id, ..
+        } => format!("{at}  run {run}  outcome for {group_id}"),
         Record::Restore {
             at,
             run,
