@@ -9,10 +9,12 @@
 //! - [`report`]: the plan as text, JSON or Markdown;
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
+//! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd;
 //! - [`cli`]: the command line, its commands and exit codes.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod journal;
 pub mod model;
 pub mod plan;

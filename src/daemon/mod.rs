@@ -1,0 +1,14 @@
+//! The long-running `run` command's parts: the config watch, the health and metrics server,
+//! the Prometheus metrics and the systemd notifications the reconcile loop ties together.
+//!
+//! - [`watcher`]: a debounced watch on the config's directory ("maybe changed") and the
+//!   [`ReloadGate`] that compares content hashes ("changed");
+//!
+//! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
+//! SIGHUP), it re-reads the config, asks the [`ReloadGate`] whether the content changed, and
+//! reconciles every account from scratch. No part here decides anything from which event
+//! fired.
+
+pub mod watcher;
+
+pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, Reload, ReloadGate, WatchError};
