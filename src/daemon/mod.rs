@@ -3,12 +3,15 @@
 //!
 //! - [`watcher`]: a debounced watch on the config's directory ("maybe changed") and the
 //!   [`ReloadGate`] that compares content hashes ("changed");
+//! - [`metrics`]: every `cfgroups_*` series, with typed update methods;
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
 //! SIGHUP), it re-reads the config, asks the [`ReloadGate`] whether the content changed, and
 //! reconciles every account from scratch. No part here decides anything from which event
 //! fired.
 
+pub mod metrics;
 pub mod watcher;
 
+pub use metrics::{DeletionResult, DriftCounts, DriftKind, Metrics, ReconcileResult};
 pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, Reload, ReloadGate, WatchError};
