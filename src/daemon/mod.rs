@@ -4,6 +4,7 @@
 //! - [`watcher`]: a debounced watch on the config's directory ("maybe changed") and the
 //!   [`ReloadGate`] that compares content hashes ("changed");
 //! - [`metrics`]: every `cfgroups_*` series, with typed update methods;
+//! - [`server`]: `/healthz`, `/readyz` and `/metrics` over HTTP, and the [`Health`] state;
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
 //! SIGHUP), it re-reads the config, asks the [`ReloadGate`] whether the content changed, and
@@ -11,7 +12,9 @@
 //! fired.
 
 pub mod metrics;
+pub mod server;
 pub mod watcher;
 
 pub use metrics::{DeletionResult, DriftCounts, DriftKind, Metrics, ReconcileResult};
+pub use server::{DEFAULT_LISTEN, Health, ServerError, ServerHandle, serve};
 pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, Reload, ReloadGate, WatchError};
