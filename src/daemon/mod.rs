@@ -5,6 +5,7 @@
 //!   [`ReloadGate`] that compares content hashes ("changed");
 //! - [`metrics`]: every `cfgroups_*` series, with typed update methods;
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` over HTTP, and the [`Health`] state;
+//! - [`systemd`]: `sd_notify` readiness, status and watchdog pings.
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
 //! SIGHUP), it re-reads the config, asks the [`ReloadGate`] whether the content changed, and
@@ -13,6 +14,7 @@
 
 pub mod metrics;
 pub mod server;
+pub mod systemd;
 pub mod watcher;
 
 pub use metrics::{DeletionResult, DriftCounts, DriftKind, Metrics, ReconcileResult};
