@@ -19,4 +19,4 @@ pub mod watcher;
 
 pub use metrics::{DeletionResult, DriftCounts, DriftKind, Metrics, ReconcileResult};
 pub use server::{DEFAULT_LISTEN, Health, ServerError, ServerHandle, serve};
-pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, Reload, ReloadGate, WatchError};
+pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, MIN_DEBOUNCE, Reload, ReloadGate, WatchError};

@@ -35,6 +35,10 @@ use crate::config::DesiredState;
 /// change. An editor's save or a ConfigMap swap is a handful of events within milliseconds.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// The shortest debounce accepted; shorter ones are raised to it. The debouncer polls at a
+/// quarter of the debounce, so a zero debounce would spin.
+pub const MIN_DEBOUNCE: Duration = Duration::from_millis(10);
+
 /// Why the config watch could not be set up.
 #[derive(Debug, Error)]
 pub enum WatchError {
@@ -70,7 +74,7 @@ impl std::fmt::Debug for ConfigWatcher {
 impl ConfigWatcher {
     /// Starts watching the directory that holds `config` (or `config` itself when it is a
     /// directory), reporting each settled burst of changes, `debounce` after it quietens, as
-    /// one `()` on the returned channel.
+    /// one `()` on the returned channel. `debounce` is at least [`MIN_DEBOUNCE`].
     ///
     /// The channel holds at most one pending notification: while one waits unread, further
     /// changes fold into it. That is all a level-triggered consumer needs, and it means a
@@ -363,6 +367,17 @@ mod tests {
             Reload::Unchanged
         );
         assert_eq!(gate.last_hash(), Some(first.content_hash.as_str()));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_watcher_closes_the_channel() {
+        let tmp = TempDir::new().unwrap();
+        let (watcher, mut rx) = ConfigWatcher::start(tmp.path(), Duration::ZERO).unwrap();
+        drop(watcher);
+        match timeout(WAIT, rx.recv()).await {
+            Ok(None) => {}
+            other => panic!("expected the channel to close, got {other:?}"),
+        }
     }
 
     #[tokio::test]
