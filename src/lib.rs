@@ -11,6 +11,7 @@
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
+//! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd;
 //! - [`state_dir`]: where the journal and reports are kept;
 //! - [`cli`]: the command line, its commands and exit codes;
 //! - [`fake_api`]: a stateful local fake of Cloudflare's user-groups API, for tests and
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod cli;
 pub mod cloudflare;
 pub mod config;
+pub mod daemon;
 pub mod fake_api;
 pub mod journal;
 pub mod model;
