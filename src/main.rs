@@ -5,11 +5,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cfgroups::cli::{self, Cli, LogFormat};
+use cfgroups::cli::{self, Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The daemon narrates its cycles; one-shot commands speak through their output.
+    let default_level = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log_format, default_level);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,8 +26,9 @@ fn main() -> ExitCode {
     ExitCode::from(cli::exit_code(&result))
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -3,12 +3,23 @@
 use anyhow::Context;
 
 use super::{ApiArgs, SourceArgs};
-use crate::cloudflare::{BaseUrl, BudgetConfig, Client, ClientConfig, Credentials};
+use std::sync::Arc;
+
+use crate::cloudflare::observer::{NoopObserver, RequestObserver};
+use crate::cloudflare::{BaseUrl, Budget, BudgetConfig, Client, ClientConfig, Credentials};
 use crate::source::{AnySource, CloudflareSource, SourceOptions, SourceSpec};
 
 /// A client for the live API: credentials from the environment or a token file, the base
 /// URL from `--api-base-url` / `CLOUDFLARE_BASE_URL`, and the request budget.
 pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
+    observed_client(args, Arc::new(NoopObserver))
+}
+
+/// [`client`], reporting every request attempt to `observer` (the daemon's metrics).
+pub fn observed_client(
+    args: &ApiArgs,
+    observer: Arc<dyn RequestObserver>,
+) -> anyhow::Result<Client> {
     let credentials = Credentials::from_process(args.api_token_file.as_deref())
         .context("no usable Cloudflare credentials")?;
     let mut config = ClientConfig::new(credentials);
@@ -18,7 +29,8 @@ pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
     config.connect_timeout = args.connect_timeout;
     config.request_timeout = args.request_timeout;
     config.budget = BudgetConfig::with_limit(args.max_requests, args.budget_window);
-    Ok(Client::new(config)?)
+    let budget = Budget::new(config.budget.clone());
+    Ok(Client::with_parts(config, budget, observer)?)
 }
 
 /// The source `--source` names.

@@ -6,6 +6,7 @@ mod connect;
 mod journal;
 mod output;
 mod plan;
+mod run;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -60,6 +61,13 @@ pub enum Command {
         "Exit codes:\n  0  everything planned was done\n  1  error, or a deletion failed, was blocked or was not started",
     ))]
     Apply(ApplyArgs),
+    /// Run as a daemon: reconcile on start, on every config change, on an interval and on
+    /// SIGHUP; serve /healthz, /readyz and /metrics.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups run --config /etc/cfgroups --interval 5m --listen 127.0.0.1:9184\n\n",
+        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.",
+    ))]
+    Run(RunArgs),
     /// List what the journal recorded: deletions, their outcomes, restores.
     #[command(
         after_help = "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353"
@@ -170,6 +178,37 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Report drift forever; never delete.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Time between full reconciles; each tick lands up to 10% early or late.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// How many accounts are listed at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Deletions in flight at once, across all accounts.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub apply_concurrency: u16,
+    /// Skip the members backup before each deletion.
+    #[arg(long)]
+    pub no_backup_members: bool,
+    /// How long config changes settle before a reload.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub debounce: Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct JournalArgs {
     #[command(flatten)]
     pub state: StateArgs,
@@ -229,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Validate(args) => plan::validate(&args),
         Command::Plan(args) => plan::plan(&args).await,
         Command::Apply(args) => apply::apply(&args).await,
+        Command::Run(args) => run::run(&args).await,
         Command::Journal(args) => journal::show(&args),
         Command::Restore(args) => journal::restore(&args).await,
     }

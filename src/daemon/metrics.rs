@@ -437,6 +437,22 @@ fn unix_seconds(at: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The API client reports every attempt here: requests by method and status, retries,
+/// and 429s. Attempts that got no response count only as retries when retried.
+impl crate::cloudflare::observer::RequestObserver for Metrics {
+    fn on_request(&self, event: &crate::cloudflare::observer::RequestEvent) {
+        if let Some(status) = event.status {
+            self.record_api_request(event.method.as_str(), status);
+        }
+        if event.retry {
+            self.record_retry();
+        }
+        if event.rate_limited {
+            self.record_rate_limited();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
