@@ -38,15 +38,32 @@ pub struct ApplyOptions {
 /// Asks running deletions to stop: nothing new starts once it is set; a DELETE already sent
 /// finishes and its outcome is journaled.
 #[derive(Debug, Clone, Default)]
-pub struct StopSignal(Arc<AtomicBool>);
+pub struct StopSignal(Arc<StopState>);
+
+#[derive(Debug, Default)]
+struct StopState {
+    stopped: AtomicBool,
+    notify: tokio::sync::Notify,
+}
 
 impl StopSignal {
     pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a stop is asked for, for work that may simply be abandoned (listing).
+    pub async fn stopped(&self) {
+        let notified = self.0.notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if !self.is_stopped() {
+            notified.await;
+        }
     }
 }
 
@@ -313,4 +330,24 @@ pub fn resolve_interrupted(contents: &journal::Contents, observed: &Observed) ->
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stopped_resolves_for_waiters_before_and_after_the_stop() {
+        let stop = StopSignal::default();
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.stopped().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        stop.stop();
+        waiter.await.unwrap();
+        stop.stopped().await;
+        assert!(stop.is_stopped());
+    }
 }

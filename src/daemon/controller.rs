@@ -192,7 +192,12 @@ impl Controller {
         scoped.accounts.retain(|a| accounts.contains(&a.id));
 
         let listing = source::list_accounts(&self.source, &accounts, self.options.concurrency);
-        let observed = self.with_heartbeat(listing).await;
+        // Listing changes nothing, so a stop abandons it rather than waiting out retries.
+        let stop = self.stop.clone();
+        let observed = tokio::select! {
+            observed = self.with_heartbeat(listing) => observed,
+            () = stop.stopped() => return,
+        };
         self.resolve_interrupted(&observed);
         let plan = plan::plan(&scoped, &observed, PlanOptions::default());
 
@@ -251,7 +256,7 @@ impl Controller {
         }
         let summary = plan.summary();
         let status = format!(
-            "{} to delete, {} blocked, {} missing, {} unmanaged, {} accounts failing",
+            "planned {} to delete, {} blocked, {} missing, {} unmanaged, {} accounts failing",
             summary.delete,
             summary.blocked,
             summary.missing,
