@@ -13,6 +13,7 @@
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
 //! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd;
 //! - [`state_dir`]: where the journal and reports are kept;
+//! - [`yaml_guard`]: refuses YAML nested deep enough to stall the parser;
 //! - [`cli`]: the command line, its commands and exit codes;
 //! - [`fake_api`]: a stateful local fake of Cloudflare's user-groups API, for tests and
 //!   local runs (faults, rate limit, request accounting).
@@ -31,3 +32,4 @@ pub mod report;
 pub mod saved_plan;
 pub mod source;
 pub mod state_dir;
+pub mod yaml_guard;

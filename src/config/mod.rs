@@ -26,7 +26,12 @@ pub use schema::{
 
 use crate::model::{AccountId, GroupId, GroupState};
 use crate::protect::Protect;
+use crate::yaml_guard;
 use locate::Locator;
+
+/// The largest desired-state file read: 100,000 declared groups take about 5 MiB, and a
+/// bigger file would cost several times its size in memory while parsing.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Everything the config files declare, validated and with defaults resolved.
 #[derive(Debug, Clone)]
@@ -176,6 +181,15 @@ fn read_text(file: &Path) -> Result<String, ConfigError> {
         field: None,
         message,
     };
+    let size = std::fs::metadata(file)
+        .map_err(|e| whole(format!("cannot read: {e}")))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(whole(format!(
+            "the file is {size} bytes; a desired-state file may be at most {MAX_FILE_BYTES} \
+             bytes (split it into a directory of files)"
+        )));
+    }
     let bytes = std::fs::read(file).map_err(|e| whole(format!("cannot read: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
         whole(format!(
@@ -259,6 +273,10 @@ fn unknown_field(message: &str) -> Option<&str> {
 
 /// Parses and checks one file, returning its valid accounts with their index in the file.
 fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
+    if let Err(too_deep) = yaml_guard::check_depth(ctx.text) {
+        ctx.error("", format!("invalid YAML: {too_deep}"));
+        return Vec::new();
+    }
     let value: serde_yaml::Value = match serde_yaml::from_str(ctx.text) {
         Ok(value) => value,
         Err(e) => {

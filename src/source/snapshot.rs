@@ -89,6 +89,7 @@ pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
             ))
         })
     } else {
+        crate::yaml_guard::check_depth(text).map_err(|e| parse_error(e.to_string()))?;
         let de = serde_yaml::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de)
             .map_err(|e| parse_error(format!("{}: {}", e.path(), e.inner())))
