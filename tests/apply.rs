@@ -51,12 +51,15 @@ fn mass_delete_of_2000_groups_across_20_accounts_deletes_exactly_the_absent_grou
     assert_eq!(intents, total);
     let requests = fake.requests();
     assert_eq!(
-        requests.count(cfgroups::fake_api::Method::DELETE, cfgroups::fake_api::Route::Delete),
+        requests.count(
+            cfgroups::fake_api::Method::DELETE,
+            cfgroups::fake_api::Route::Delete
+        ),
         total
     );
 }
 
-use cfgroups::fake_api::{Fault, FakeState, Method, Route};
+use cfgroups::fake_api::{FakeState, Fault, Method, Route};
 
 fn deletes(fake: &Fake) -> usize {
     fake.requests().count(Method::DELETE, Route::Delete)
@@ -103,8 +106,7 @@ fn force_overrides_max_deletes() {
     let fake = Fake::start(state);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &configs);
-    run(unlimited(&mut apply(&fake, &config, &dir.path().join("s"))).arg("--force"))
-        .assert_code(0);
+    run(unlimited(&mut apply(&fake, &config, &dir.path().join("s"))).arg("--force")).assert_code(0);
     assert!(fake.groups(&account(0)).is_empty());
     assert_eq!(deletes(&fake), 3);
 }
@@ -151,7 +153,11 @@ fn an_ambiguous_name_is_never_deleted() {
     );
     let out = run(unlimited(&mut apply(&fake, &config, &dir.path().join("s"))));
     out.assert_code(1);
-    assert!(out.stdout.contains("name matches 2 groups"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("name matches 2 groups"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(names(&fake, &a), ["Twins", "Twins"]);
     assert_eq!(deletes(&fake), 1);
 }
@@ -189,7 +195,11 @@ fn an_inconsistent_listing_deletes_nothing_in_that_account_only() {
         let out = run(unlimited(&mut apply(&fake, &config, &dir.path().join("s")))
             .args(["--concurrency", "1"]));
         out.assert_code(1);
-        assert!(out.stdout.contains("listing failed"), "{fault:?}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("listing failed"),
+            "{fault:?}: {}",
+            out.stdout
+        );
         assert_eq!(
             fake.groups(&account(0)),
             scenario.state.groups(&account(0)),
@@ -203,7 +213,12 @@ fn an_inconsistent_listing_deletes_nothing_in_that_account_only() {
 
 /// A saved plan of one account under `unmanaged: delete` with two groups to prune, and one
 /// declared-absent group in a second account.
-fn saved_plan_setup() -> (Fake, tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+fn saved_plan_setup() -> (
+    Fake,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let state = FakeState::new()
         .with_group(&account(0), group(0, 1, "Team", 1))
         .with_group(&account(0), group(0, 2, "Stray A", 1))
@@ -220,12 +235,21 @@ fn saved_plan_setup() -> (Fake, tempfile::TempDir, std::path::PathBuf, std::path
     );
     let plan = dir.path().join("plan.json");
     let mut cmd = cfgroups(&fake);
-    cmd.arg("plan").arg("-c").arg(&config).arg("--out").arg(&plan);
+    cmd.arg("plan")
+        .arg("-c")
+        .arg(&config)
+        .arg("--out")
+        .arg(&plan);
     run(unlimited(&mut cmd)).assert_code(0);
     (fake, dir, config, plan)
 }
 
-fn apply_saved(fake: &Fake, dir: &tempfile::TempDir, config: &std::path::Path, plan: &std::path::Path) -> Run {
+fn apply_saved(
+    fake: &Fake,
+    dir: &tempfile::TempDir,
+    config: &std::path::Path,
+    plan: &std::path::Path,
+) -> Run {
     run(unlimited(&mut apply(fake, config, &dir.path().join("s")))
         .arg("--plan")
         .arg(plan))
@@ -251,9 +275,14 @@ fn a_saved_plan_is_refused_when_a_new_group_would_be_pruned() {
     let before = fake.state();
     let out = apply_saved(&fake, &dir, &config, &plan);
     out.assert_code(1);
-    assert!(out.stderr.contains("moved since the plan was reviewed"), "{}", out.stderr);
     assert!(
-        out.stderr.contains(&format!("+ {} {new} \"Created after review\"", account(0))),
+        out.stderr.contains("moved since the plan was reviewed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("+ {} {new} \"Created after review\"", account(0))),
         "{}",
         out.stderr
     );
@@ -271,7 +300,8 @@ fn a_saved_plan_is_refused_when_a_reviewed_group_disappeared() {
     let out = apply_saved(&fake, &dir, &config, &plan);
     out.assert_code(1);
     assert!(
-        out.stderr.contains(&format!("- {} {} \"Retired\"", account(1), group_id(1, 1))),
+        out.stderr
+            .contains(&format!("- {} {} \"Retired\"", account(1), group_id(1, 1))),
         "{}",
         out.stderr
     );
@@ -309,7 +339,11 @@ fn without_a_terminal_or_yes_nothing_is_deleted() {
         .arg("--force");
     let out = run(unlimited(&mut cmd));
     out.assert_code(1);
-    assert!(out.stderr.contains("without confirmation"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("without confirmation"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(deletes(&fake), 0);
     assert_eq!(fake.state(), state);
 }
@@ -448,7 +482,10 @@ fn a_deleted_group_is_restored_from_the_journal() {
         .find(|g| g.name == "Contractors 2024")
         .expect("the group is back");
     assert_ne!(restored.id, original.id, "Cloudflare gives a new id");
-    assert_eq!(policy_shape(&restored.policies), policy_shape(&original.policies));
+    assert_eq!(
+        policy_shape(&restored.policies),
+        policy_shape(&original.policies)
+    );
     let member_ids = |g: &cfgroups::fake_api::FakeGroup| {
         let mut ids: Vec<String> = g.members.iter().map(|m| m.id.clone()).collect();
         ids.sort();
@@ -471,9 +508,13 @@ fn a_deleted_group_is_restored_from_the_journal() {
         .lines()
         .find(|l| l.contains(&format!("delete {} \"Contractors 2024\"", original.id)))
         .unwrap_or_else(|| panic!("no deletion line:\n{}", out.stdout));
-    assert!(deletion.contains("Deleted") && deletion.contains("3 member(s) backed up"), "{deletion}");
     assert!(
-        out.stdout.contains(&format!("restore {} as {}", original.id, restored.id)),
+        deletion.contains("Deleted") && deletion.contains("3 member(s) backed up"),
+        "{deletion}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("restore {} as {}", original.id, restored.id)),
         "{}",
         out.stdout
     );

@@ -384,7 +384,10 @@ impl Scenario {
     /// Every planned group whose deletion the fake has performed.
     pub fn deleted(&self, after: &FakeState) -> usize {
         let left = groups_by_id(after);
-        self.planned.iter().filter(|k| !left.contains_key(*k)).count()
+        self.planned
+            .iter()
+            .filter(|k| !left.contains_key(*k))
+            .count()
     }
 }
 
@@ -396,10 +399,7 @@ pub fn unlimited(cmd: &mut std::process::Command) -> &mut std::process::Command 
 /// Asserts the journal holds, for every planned group, an intent with the group as the fake
 /// held it (name, policies) and its members, and a `deleted` or `already_absent` outcome
 /// of the same run; and no other intent.
-pub fn assert_journal_covers(
-    contents: &cfgroups::journal::Contents,
-    scenario: &Scenario,
-) {
+pub fn assert_journal_covers(contents: &cfgroups::journal::Contents, scenario: &Scenario) {
     use cfgroups::journal::{Outcome, Record};
     let before = groups_by_id(&scenario.state);
     let mut intents = BTreeMap::new();
@@ -431,7 +431,10 @@ pub fn assert_journal_covers(
             ids_sorted.sort();
             live_ids.sort();
             assert_eq!(ids_sorted, live_ids, "members of {}", group.id);
-            intents.entry(key).or_insert_with(Vec::new).push(run.clone());
+            intents
+                .entry(key)
+                .or_insert_with(Vec::new)
+                .push(run.clone());
         }
     }
     for key in &scenario.planned {
@@ -445,7 +448,31 @@ pub fn assert_journal_covers(
                         && matches!(outcome, Outcome::Deleted | Outcome::AlreadyAbsent))
             })
         });
-        assert!(settled, "no deleted outcome for {key:?}");
+        assert!(
+            settled,
+            "no deleted outcome for {key:?}: {:?}",
+            contents
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Intent {
+                        run,
+                        account,
+                        group,
+                        ..
+                    } if *account == key.0 && group.id == key.1 => Some(format!("intent {run}")),
+                    Record::Outcome {
+                        run,
+                        account,
+                        group_id,
+                        outcome,
+                        ..
+                    } if *account == key.0 && *group_id == key.1 =>
+                        Some(format!("outcome {run} {outcome:?}")),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        );
     }
     assert!(
         contents.unresolved().is_empty(),
