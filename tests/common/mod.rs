@@ -301,11 +301,6 @@ pub fn rng(seed: u64) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed)
 }
 
-/// Whether the full-size runs are asked for (`CFGROUPS_FULL_TESTS=1`).
-pub fn full_size() -> bool {
-    std::env::var_os("CFGROUPS_FULL_TESTS").is_some_and(|v| v != "0")
-}
-
 /// Accounts full of groups to delete and groups that must survive.
 #[derive(Debug, Clone)]
 pub struct Scenario {
