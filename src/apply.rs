@@ -293,12 +293,45 @@ async fn append(journal: &Arc<Journal>, record: Record) -> Result<(), JournalErr
         })
 }
 
-/// Outcomes for the intents a crash left without one, decided by a fresh listing: a group
-/// no longer listed is gone; a group still listed was not deleted. Accounts whose listing
-/// failed stay unresolved until a listing succeeds.
+/// Outcomes for what earlier runs left unsettled, decided by a fresh listing:
+/// - an intent a crash left without an outcome: a group no longer listed is gone; a group
+///   still listed was not deleted;
+/// - a deletion recorded as failed: its DELETE may have taken effect even so (the answer
+///   was lost and the retry failed), so a group no longer listed is recorded as gone.
+///
+/// Accounts whose listing failed stay unsettled until a listing succeeds.
 pub fn resolve_interrupted(contents: &journal::Contents, observed: &Observed) -> Vec<Record> {
-    contents
-        .unresolved()
+    let listed = |account: &AccountId, group: &ObservedGroup| match observed.get(account) {
+        Some(Ok(groups)) => Some(groups.iter().any(|g| g.id == group.id)),
+        _ => None,
+    };
+    let interrupted = contents.unresolved().into_iter().filter_map(|record| {
+        let Record::Intent {
+            run,
+            account,
+            group,
+            ..
+        } = record
+        else {
+            return None;
+        };
+        let outcome = if listed(account, group)? {
+            Outcome::Failed {
+                error: "interrupted before the delete completed; the group still exists".to_owned(),
+            }
+        } else {
+            Outcome::Deleted
+        };
+        Some(Record::Outcome {
+            at: journal::now(),
+            run: run.clone(),
+            account: account.clone(),
+            group_id: group.id.clone(),
+            outcome,
+        })
+    });
+    let failed_but_gone = contents
+        .failed_deletions()
         .into_iter()
         .filter_map(|record| {
             let Record::Intent {
@@ -310,26 +343,18 @@ pub fn resolve_interrupted(contents: &journal::Contents, observed: &Observed) ->
             else {
                 return None;
             };
-            let Some(Ok(listed)) = observed.get(account) else {
+            if listed(account, group)? {
                 return None;
-            };
-            let outcome = if listed.iter().any(|g| g.id == group.id) {
-                Outcome::Failed {
-                    error: "interrupted before the delete completed; the group still exists"
-                        .to_owned(),
-                }
-            } else {
-                Outcome::Deleted
-            };
+            }
             Some(Record::Outcome {
                 at: journal::now(),
                 run: run.clone(),
                 account: account.clone(),
                 group_id: group.id.clone(),
-                outcome,
+                outcome: Outcome::Deleted,
             })
-        })
-        .collect()
+        });
+    interrupted.chain(failed_but_gone).collect()
 }
 
 #[cfg(test)]

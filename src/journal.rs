@@ -6,6 +6,7 @@
 //! `write`, then `fsync`, so concurrent writers (tasks or processes) never interleave. A
 //! line torn by a crash is terminated before the next append and skipped by readers.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -208,6 +209,46 @@ impl Contents {
             .collect()
     }
 
+    /// The latest intent of each group whose latest outcome says the delete failed. The
+    /// group may be gone all the same: a DELETE can take effect while its answer is lost
+    /// (a dropped connection, a timeout) and the retry then fails some other way. Only a
+    /// later listing can tell.
+    pub fn failed_deletions(&self) -> Vec<&Record> {
+        let mut latest_intent: HashMap<(&AccountId, &GroupId), usize> = HashMap::new();
+        let mut latest_outcome: HashMap<(&str, &GroupId), &Outcome> = HashMap::new();
+        for (index, record) in self.records.iter().enumerate() {
+            match record {
+                Record::Intent { account, group, .. } => {
+                    latest_intent.insert((account, &group.id), index);
+                }
+                Record::Outcome {
+                    run,
+                    group_id,
+                    outcome,
+                    ..
+                } => {
+                    latest_outcome.insert((run, group_id), outcome);
+                }
+                Record::Restore { .. } => {}
+            }
+        }
+        let mut failed: Vec<usize> = latest_intent
+            .into_values()
+            .filter(|index| match &self.records[*index] {
+                Record::Intent { run, group, .. } => matches!(
+                    latest_outcome.get(&(run.as_str(), &group.id)),
+                    Some(Outcome::Failed { .. })
+                ),
+                _ => false,
+            })
+            .collect();
+        failed.sort_unstable();
+        failed
+            .into_iter()
+            .map(|index| &self.records[index])
+            .collect()
+    }
+
     /// The latest intent that backed up `group`, for a restore.
     pub fn backup_of(&self, group: &GroupId) -> Option<&Record> {
         self.records
@@ -306,6 +347,37 @@ mod tests {
             matches!(unresolved[0], Record::Intent { group, .. } if group.id == self::group(2).id)
         );
         assert!(contents.backup_of(&group(1).id).is_some());
+    }
+
+    #[test]
+    fn failed_deletions_are_the_latest_intents_whose_latest_outcome_failed() {
+        let failed = || Outcome::Failed {
+            error: "HTTP 500".into(),
+        };
+        let contents = Contents {
+            records: vec![
+                // Group 1: failed, then settled as deleted by a later listing.
+                intent("r1", 1),
+                outcome("r1", 1, failed()),
+                outcome("r1", 1, Outcome::Deleted),
+                // Group 2: failed in r1, deleted in r2: r1's failure is history.
+                intent("r1", 2),
+                outcome("r1", 2, failed()),
+                intent("r2", 2),
+                outcome("r2", 2, Outcome::Deleted),
+                // Group 3: failed and never settled.
+                intent("r2", 3),
+                outcome("r2", 3, failed()),
+                // Group 4: no outcome at all (that is `unresolved`).
+                intent("r2", 4),
+            ],
+            unreadable: Vec::new(),
+        };
+        let found = contents.failed_deletions();
+        assert_eq!(found.len(), 1);
+        assert!(
+            matches!(found[0], Record::Intent { group: g, run, .. } if *g == group(3) && run == "r2")
+        );
     }
 
     #[test]

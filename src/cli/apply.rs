@@ -139,8 +139,8 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Settles the intents an earlier, interrupted run left without an outcome, from the fresh
-/// listing, and says so.
+/// Settles what earlier runs left unsettled (an intent without an outcome after a crash, a
+/// failed delete whose group is gone all the same), from the fresh listing, and says so.
 fn resolve_interrupted(journal: &Journal, observed: &source::Observed) -> anyhow::Result<()> {
     let contents = journal::read(journal.path())?;
     if !contents.unreadable.is_empty() {
@@ -159,8 +159,8 @@ fn resolve_interrupted(journal: &Journal, observed: &source::Observed) -> anyhow
         } = &record
         {
             eprintln!(
-                "An interrupted earlier run left no outcome for group {group_id} in account \
-                 {account}; from the fresh listing: {outcome:?}"
+                "An earlier run left the deletion of group {group_id} in account {account} \
+                 unsettled (interrupted, or failed); from the fresh listing: {outcome:?}"
             );
         }
         journal.append(&record)?;

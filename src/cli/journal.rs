@@ -57,9 +57,11 @@ fn describe(record: &Record, contents: &journal::Contents) -> String {
             group,
             members,
         } => {
+            // The latest word: a failed delete may be settled later by a listing.
             let outcome = contents
                 .records
                 .iter()
+                .rev()
                 .find_map(|r| match r {
                     Record::Outcome {
                         run: r_run,
