@@ -1,6 +1,12 @@
 //! Safety rule 8, end to end: a credential never appears in anything the binary prints,
 //! whatever the command, the report format, the log format, or how the run fails, even
 //! with every log target at `trace` (where HTTP libraries log requests and connections).
+//!
+//! No default log filter (such as `hyper=info`) is needed for this: at `trace`, reqwest and
+//! hyper-util log connections and pool events but never header values; hyper itself logs
+//! nothing unless built with its unstable `tracing` feature; and the client marks its
+//! credential headers sensitive, so even a `Debug` of a header map shows `Sensitive`. This
+//! test is the guard should any of that change with a dependency upgrade.
 
 mod support;
 
