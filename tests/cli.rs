@@ -335,3 +335,18 @@ fn plan_out_saves_exactly_the_planned_deletions() {
         ]
     );
 }
+
+#[test]
+fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
+    let output = Command::cargo_bin("cfgroups")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .args(["plan", "-c", EXAMPLE_CONFIG, "-s", "exec:sh -c 'exit 3'"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
