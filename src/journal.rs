@@ -132,6 +132,10 @@ impl Journal {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::permissions::warn_if_shared(dir, "the state directory (journal backups)");
+        }
+        crate::permissions::warn_if_shared(path, "the journal");
         file.lock().map_err(io)?;
         let result = terminate_torn_line(&mut file);
         file.unlock().map_err(io)?;

@@ -13,6 +13,7 @@
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
 //! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd;
 //! - [`state_dir`]: where the journal and reports are kept;
+//! - [`permissions`]: warnings about secrets and backups readable by others;
 //! - [`yaml_guard`]: refuses YAML nested deep enough to stall the parser;
 //! - [`cli`]: the command line, its commands and exit codes;
 //! - [`fake_api`]: a stateful local fake of Cloudflare's user-groups API, for tests and
@@ -26,6 +27,7 @@ pub mod daemon;
 pub mod fake_api;
 pub mod journal;
 pub mod model;
+pub mod permissions;
 pub mod plan;
 pub mod protect;
 pub mod report;

@@ -6,7 +6,10 @@ use super::{ApiArgs, SourceArgs};
 use std::sync::Arc;
 
 use crate::cloudflare::observer::{NoopObserver, RequestObserver};
-use crate::cloudflare::{BaseUrl, Budget, BudgetConfig, Client, ClientConfig, Credentials};
+use crate::cloudflare::{
+    BaseUrl, Budget, BudgetConfig, Client, ClientConfig, CredentialOrigin, Credentials,
+};
+use crate::permissions;
 use crate::source::{AnySource, CloudflareSource, SourceOptions, SourceSpec};
 
 /// A client for the live API: credentials from the environment or a token file, the base
@@ -22,6 +25,11 @@ pub fn observed_client(
 ) -> anyhow::Result<Client> {
     let credentials = Credentials::from_process(args.api_token_file.as_deref())
         .context("no usable Cloudflare credentials")?;
+    if let CredentialOrigin::TokenFile(path) | CredentialOrigin::SystemdCredential(path) =
+        credentials.origin()
+    {
+        permissions::warn_if_shared(path, "the API token file");
+    }
     let mut config = ClientConfig::new(credentials);
     if let Some(url) = &args.api_base_url {
         config.base_url = BaseUrl::parse(url)?;
