@@ -92,9 +92,6 @@ fn describe(record: &Record, contents: &journal::Contents) -> String {
             new_group_id,
         } => format!("{at}  run {run}  account {account}  restore {group_id} as {new_group_id}"),
     }
-    .lines()
-    .collect::<Vec<_>>()
-    .join(" ")
 }
 
 /// The policies of a listed group, reduced to what the create endpoint accepts.
