@@ -73,14 +73,17 @@ impl Default for BudgetConfig {
 impl BudgetConfig {
     /// A budget of `max_requests` per rolling `window`, the other settings at their
     /// defaults. The burst is a twentieth of the limit (at most the default 50), so that the
-    /// steady pace, `(max_requests - burst) / window`, stays within 5% of the limit.
+    /// steady pace, `(max_requests - burst) / window`, stays within 5% of the limit; pacing
+    /// starts when the server reports a tenth of the limit left (at most the default 100).
     pub fn with_limit(max_requests: NonZeroU32, window: Duration) -> Self {
         let default = Self::default();
         let burst = (max_requests.get() / 20).clamp(1, default.burst.get());
+        let slow_below = u64::from(max_requests.get() / 10).clamp(1, default.slow_below);
         Self {
             max_requests,
             window,
             burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+            slow_below,
             ..default
         }
     }
@@ -320,6 +323,7 @@ impl Budget {
                     }
                 }
             };
+            let paced = slot.is_some();
             if let Some(slot) = slot {
                 tokio::time::sleep_until(slot).await;
             }
@@ -339,10 +343,12 @@ impl Budget {
                 }
             }
 
-            // 4. A 429 may have closed the gate while this request waited.
+            // 4. A 429 may have closed the gate, or a low `Ratelimit` reading started
+            //    pacing, while this request waited in the quota: then it waits its turn too.
             let now = Instant::now();
             let mut state = self.state();
-            if state.paused_until.is_some_and(|until| until > now) {
+            let pacing = state.pace.as_ref().is_some_and(|pace| pace.until > now);
+            if state.paused_until.is_some_and(|until| until > now) || (pacing && !paced) {
                 continue;
             }
             state.admitted.push_back(now);
@@ -635,6 +641,33 @@ mod tests {
             reset: Duration::from_secs(50),
         });
         assert_eq!(budget.snapshot().pacing_interval, None);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn requests_queued_in_the_quota_honour_pacing_that_started_meanwhile() {
+        // A quota of 2 per 10 s with a burst of 1: the later requests queue in the quota.
+        let budget = Budget::new(config(2, 10, 1));
+        let start = Instant::now();
+        let queued = {
+            let budget = budget.clone();
+            tokio::spawn(async move { acquire_concurrently(&budget, 6).await })
+        };
+        tokio::task::yield_now().await;
+        // While they wait, the server says only 3 requests are left for 60 s.
+        budget.observe(RateLimitHeader {
+            remaining: 3,
+            reset: Duration::from_secs(60),
+        });
+        let mut offsets: Vec<u64> = queued
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| (*t - start).as_secs())
+            .collect();
+        offsets.sort();
+        // The first went before the reading; until the reset the rest are spread 60 s / 3
+        // apart, not at the quota's 10 s; after it, the quota's pace resumes.
+        assert_eq!(offsets, vec![0, 20, 40, 60, 70, 80]);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
