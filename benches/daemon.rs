@@ -78,8 +78,8 @@ async fn edit_to_delete() {
     daemon.wait_ready().await;
 
     let mut latencies = Vec::with_capacity(EDITS);
-    for edit in 0..EDITS {
-        let group = group_id(&fake, &a, &names[edit]);
+    for (edit, name) in names.iter().take(EDITS).enumerate() {
+        let group = group_id(&fake, &a, name);
         let saved = Instant::now();
         write_by_rename(&config, &config_with_absent(edit + 1));
         let requests = fake
