@@ -557,10 +557,10 @@ async fn a_failing_account_does_not_hold_the_others() {
             10,
         ),
     );
+    let beta = group_id(&fake, &good, "beta");
     let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
         .start()
         .await;
-    let beta = group_id(&fake, &good, "beta");
     wait_deleted(&fake, &good, &beta).await;
     daemon
         .wait_metric_at_least("cfgroups_reconciles_total{result=\"failure\"}", 1.0)
@@ -606,4 +606,59 @@ async fn a_failing_account_does_not_hold_the_others() {
         "nothing but a listing was tried on the bad account"
     );
     assert_eq!(delete_count(&fake), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_when_idle_exits_zero_with_a_scraper_connected() {
+    let a = account(13);
+    let fake = fake_with_groups(&a, Duration::ZERO).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    write_in_place(&config, &groups_config(&a, &[]));
+    let mut daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .start()
+        .await;
+    daemon.wait_ready().await;
+
+    // A scraper keeps its connection open between scrapes, as Prometheus does.
+    let scraper = support::http();
+    let response = scraper.get(daemon.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("still running 10 s after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    drop(scraper);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interval_tick_reconciles_without_any_other_trigger() {
+    let a = account(14);
+    let fake = fake_with_groups(&a, Duration::ZERO).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    let present: Vec<(&str, &str)> = NAMES.iter().map(|n| (*n, "present")).collect();
+    write_in_place(&config, &config_yaml(&[(&a, "delete", &present)], 10));
+    let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .interval(Duration::from_secs(1))
+        .start()
+        .await;
+    daemon.wait_ready().await;
+
+    // Neither the file nor a signal: only the tick can find and prune this one.
+    let intruder = fake.create_group(&a, "intruder");
+    wait_deleted(&fake, &a, &intruder).await;
+    daemon
+        .wait_metric_at_least("cfgroups_reconciles_total{result=\"success\"}", 2.0)
+        .await;
+    assert!(
+        daemon
+            .log
+            .events("SIGHUP: reloading the config and reconciling")
+            .is_empty()
+    );
 }
