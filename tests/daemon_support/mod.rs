@@ -1,0 +1,467 @@
+//! Driving the real `cfgroups run` binary against the in-process fake API: start it with a
+//! config and a state directory, read its JSON log, query its health and metrics server,
+//! signal it, and kill it when the handle drops.
+//!
+//! Shared by `tests/daemon.rs` and `benches/daemon.rs`; not every helper is used by both.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cfgroups::fake_api::{FakeCloudflare, FakeGroup, Method, Route};
+use cfgroups::model::{AccountId, GroupId};
+
+/// How long any condition may take to come true. Generous: on a loaded 2-core machine a
+/// build in the background can stall the daemon for seconds; a passing run waits far less.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// How often a polled condition is checked.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The token the fake accepts and the daemon sends.
+pub const TOKEN: &str = "daemon-test-token";
+
+/// A well-formed account id numbered `n`.
+pub fn account(n: u32) -> AccountId {
+    format!("{:032x}", 0x0a00_0000_u64 + u64::from(n))
+        .parse()
+        .expect("a valid account id")
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A plain-http client for the daemon's health and metrics server.
+pub fn http() -> reqwest::Client {
+    // reqwest needs a TLS provider even for plain http.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an http client")
+}
+
+/// How to start one daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    pub base_url: String,
+    pub interval: Duration,
+    pub dry_run: bool,
+    /// Further arguments after the usual ones.
+    pub extra: Vec<String>,
+}
+
+impl DaemonOptions {
+    /// A daemon on `config` against `fake`, with an interval long enough never to tick
+    /// during a test.
+    pub fn new(config: &Path, state_dir: &Path, fake: &FakeCloudflare) -> Self {
+        Self {
+            config: config.to_owned(),
+            state_dir: state_dir.to_owned(),
+            base_url: fake.base_url(),
+            interval: Duration::from_secs(3600),
+            dry_run: false,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra.push(arg.into());
+        self
+    }
+
+    /// Starts the binary and waits until it logs the address it serves on.
+    pub async fn start(self) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfgroups"));
+        command
+            .arg("--log-format")
+            .arg("json")
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--interval")
+            .arg(humantime::format_duration(self.interval).to_string());
+        if self.dry_run {
+            command.arg("--dry-run");
+        }
+        command.args(&self.extra);
+        for var in [
+            "RUST_LOG",
+            "CFGROUPS_CONFIG",
+            "CLOUDFLARE_EMAIL",
+            "CLOUDFLARE_API_KEY",
+            "CREDENTIALS_DIRECTORY",
+            "STATE_DIRECTORY",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            command.env_remove(var);
+        }
+        command
+            .env("CLOUDFLARE_BASE_URL", &self.base_url)
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .env("NO_PROXY", "127.0.0.1,localhost,::1")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("cannot start cfgroups run");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Log::default();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                match line {
+                    Ok(line) => lines.push(line),
+                    Err(_) => break,
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            log,
+            addr: None,
+            state_dir: self.state_dir.clone(),
+            exited: None,
+        };
+        let addr = eventually("the daemon's start line", WAIT, || {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!(
+                    "cfgroups run exited at start with {status}:\n{}",
+                    daemon.log.text()
+                );
+            }
+            daemon.log.find_field("cfgroups daemon started", "listen")
+        })
+        .await;
+        daemon.addr = Some(addr.parse().expect("a socket address in the start line"));
+        daemon
+    }
+}
+
+/// The daemon's stderr, one JSON object per line, collected as it is written.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, line: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// Parsed lines whose message is `message`.
+    pub fn events(&self, message: &str) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["fields"]["message"] == message)
+            .collect()
+    }
+
+    /// The `field` of the first line whose message is `message`, as text.
+    pub fn find_field(&self, message: &str, field: &str) -> Option<String> {
+        self.events(message).first().and_then(|event| {
+            event["fields"][field]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| event["fields"].get(field).map(|v| v.to_string()))
+        })
+    }
+}
+
+/// A running `cfgroups run`. Dropping it kills the process and reaps it.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    pub log: Log,
+    addr: Option<SocketAddr>,
+    pub state_dir: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The health and metrics server's address, from the start line.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("started")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// `GET path`: the status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = http()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log.text()));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "/metrics answered {status}");
+        body
+    }
+
+    /// Polls `/metrics` until `check` finds what it wants in the text.
+    pub async fn wait_metrics<T>(&self, what: &str, mut check: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = self.metrics().await;
+            if let Some(value) = check(&text) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} in /metrics:\n{text}\n--- log ---\n{}",
+                self.log.text()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until `series` (name and labels, exactly as exported) reaches at least `min`.
+    pub async fn wait_metric_at_least(&self, series: &str, min: f64) -> f64 {
+        self.wait_metrics(&format!("{series} >= {min}"), |text| {
+            metric(text, series).filter(|v| *v >= min)
+        })
+        .await
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.get("/readyz").await.0 == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready after {WAIT:?}:\n{}",
+                self.log.text()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`).
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("a pid");
+        // SAFETY: kill(2) on our own child, which is not reaped until `wait`.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits for the process to exit; its status, or `None` after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.exited = Some(status);
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub fn report_path(&self) -> PathBuf {
+        self.state_dir.join("last-report.json")
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.state_dir.join("journal.jsonl")
+    }
+
+    /// Memory and CPU use from `/proc`: `(VmRSS bytes, utime + stime in clock ticks)`.
+    pub fn proc_usage(&self) -> (u64, u64) {
+        proc_usage(self.pid())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- cfgroups run log ---\n{}", self.log.text());
+        }
+    }
+}
+
+/// The value of `series` (a metric name with its labels, exactly as exported) in OpenMetrics
+/// text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// `(VmRSS in bytes, utime + stime in clock ticks)` of a process.
+pub fn proc_usage(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields[11].parse().expect("utime");
+    let stime: u64 = fields[12].parse().expect("stime");
+    (rss_kb * 1024, utime + stime)
+}
+
+/// Clock ticks per second, for [`proc_usage`]'s CPU times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+/// The DELETE requests the fake has answered for `group`.
+pub fn deletes_of(fake: &FakeCloudflare, group: &GroupId) -> usize {
+    fake.requests()
+        .log()
+        .iter()
+        .filter(|r| r.method == Method::DELETE && r.path.ends_with(group.as_str()))
+        .count()
+}
+
+/// Waits until the fake has answered a DELETE of `group` with 200.
+pub async fn wait_deleted(fake: &FakeCloudflare, account: &AccountId, group: &GroupId) {
+    let done = fake
+        .wait_for_requests(WAIT, |requests| {
+            requests.log().iter().any(|r| {
+                r.method == Method::DELETE
+                    && r.route == Route::Delete
+                    && r.path.ends_with(group.as_str())
+                    && r.status == Some(200)
+            })
+        })
+        .await;
+    assert!(
+        done.is_some(),
+        "no DELETE of {group} within {WAIT:?}; requests: {:#?}",
+        fake.requests().log()
+    );
+    assert!(
+        !fake.groups(account).iter().any(|g| g.id == *group),
+        "{group} is still listed after its DELETE"
+    );
+}
+
+/// The id of the group named `name` in the fake's `account`.
+pub fn group_id(fake: &FakeCloudflare, account: &AccountId, name: &str) -> GroupId {
+    fake.groups(account)
+        .iter()
+        .find(|g| g.name == name)
+        .map(|g: &FakeGroup| g.id.clone())
+        .unwrap_or_else(|| panic!("no group {name} in {account}"))
+}
+
+/// Total DELETE requests that reached the fake, answered or not.
+pub fn delete_count(fake: &FakeCloudflare) -> usize {
+    fake.requests().count(Method::DELETE, Route::Delete)
+}
+
+/// One account of [`config_yaml`]: its id, its `unmanaged` policy, and its groups as
+/// `(name, state)`.
+pub type AccountSpec<'a> = (&'a AccountId, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A desired-state file of `accounts`, with `max_deletes` as the default.
+pub fn config_yaml(accounts: &[AccountSpec<'_>], max_deletes: u32) -> String {
+    let mut yaml = format!("version: 1\ndefaults:\n  max_deletes: {max_deletes}\naccounts:\n");
+    for (id, unmanaged, groups) in accounts {
+        yaml.push_str(&format!("  - id: {id}\n    unmanaged: {unmanaged}\n"));
+        if groups.is_empty() {
+            yaml.push_str("    groups: []\n");
+            continue;
+        }
+        yaml.push_str("    groups:\n");
+        for (name, state) in *groups {
+            yaml.push_str(&format!(
+                "      - name: \"{name}\"\n        state: {state}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+/// Writes `contents` to `path` in place (truncate and write): the inode stays.
+pub fn write_in_place(path: &Path, contents: &str) {
+    std::fs::write(path, contents).expect("write the config");
+}
+
+/// Writes `contents` next to `path` and renames it over `path`, as editors save.
+pub fn write_by_rename(path: &Path, contents: &str) {
+    let temp = path.with_extension("yaml.tmp~");
+    std::fs::write(&temp, contents).expect("write the temporary config");
+    std::fs::rename(&temp, path).expect("rename over the config");
+}
