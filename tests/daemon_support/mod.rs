@@ -72,6 +72,8 @@ pub struct DaemonOptions {
     pub dry_run: bool,
     /// Further arguments after the usual ones.
     pub extra: Vec<String>,
+    /// Environment variables set after the usual ones are cleared.
+    pub env: Vec<(String, String)>,
 }
 
 impl DaemonOptions {
@@ -85,7 +87,13 @@ impl DaemonOptions {
             interval: Duration::from_secs(3600),
             dry_run: false,
             extra: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn dry_run(mut self) -> Self {
@@ -149,6 +157,7 @@ impl DaemonOptions {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().expect("cannot start cfgroups run");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Log::default();
