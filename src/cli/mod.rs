@@ -3,7 +3,7 @@
 
 mod apply;
 mod connect;
-pub mod export;
+mod export;
 mod journal;
 mod output;
 mod plan;
