@@ -14,6 +14,9 @@ pub struct InvalidId {
     value: String,
 }
 
+/// The shape of every Cloudflare id, as the editor schema states it.
+pub const ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
 fn is_cloudflare_id(value: &str) -> bool {
     value.len() == 32
         && value
@@ -67,6 +70,20 @@ macro_rules! cloudflare_id {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "description": concat!("A Cloudflare ", $kind, " id: 32 lowercase hexadecimal characters."),
+                    "type": "string",
+                    "pattern": ID_PATTERN,
+                })
+            }
+        }
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}({})", stringify!($name), self.0)
@@ -87,7 +104,7 @@ cloudflare_id!(
 );
 
 /// Whether a declared group should exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupState {
     /// The group must exist; cfgroups reports it as `missing` when it does not.

@@ -3,10 +3,12 @@
 
 mod apply;
 mod connect;
+mod export;
 mod journal;
 mod output;
 mod plan;
 mod run;
+mod shell;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -35,6 +37,21 @@ pub struct Cli {
     /// Log line format on stderr. `RUST_LOG` filters what is logged.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    /// Colour in reports: `auto` (only on a terminal, and not when `NO_COLOR` is set),
+    /// `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Only on a terminal; `NO_COLOR` turns it off, `CLICOLOR_FORCE=1` forces it.
+    Auto,
+    /// Always, even into a pipe or with `NO_COLOR` set.
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +93,38 @@ pub enum Command {
     /// Recreate a deleted group from its journal backup: name, policies, then members.
     #[command(after_help = "Example:\n  cfgroups restore --group 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a")]
     Restore(RestoreArgs),
+    /// Write what a source lists as a desired-state file (every group `present`, so planning
+    /// with it shows no drift) or, with --snapshot, as a snapshot file.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 > production.yaml\n",
+        "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --snapshot --output json > snapshot.json\n",
+        "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --source snapshot:examples/snapshot.json\n\n",
+        "A group whose name is shared by several groups (or blank) is declared by id only, with a\n",
+        "comment. SOURCE_DATE_EPOCH pins the export time of the header.\n\n",
+        "Exit codes:\n  0  exported\n  1  error, or an account could not be listed (nothing is written to stdout)",
+    ))]
+    Export(ExportArgs),
+    /// Print the JSON Schema (draft-07) of the desired-state file, for editors and linters.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups schema > cfgroups.schema.json\n",
+        "  # then start each desired-state file with:\n",
+        "  # yaml-language-server: $schema=cfgroups.schema.json",
+    ))]
+    Schema,
+    /// Print a shell completion script.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups completions bash > ~/.local/share/bash-completion/completions/cfgroups\n",
+        "  cfgroups completions zsh > ~/.zfunc/_cfgroups\n",
+        "  cfgroups completions fish > ~/.config/fish/completions/cfgroups.fish\n",
+        "  cfgroups completions powershell >> $PROFILE",
+    ))]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of cfgroups or of one of its commands.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups man > /usr/local/share/man/man1/cfgroups.1\n",
+        "  cfgroups man plan | man -l -",
+    ))]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +292,42 @@ pub struct RestoreArgs {
     pub api: ApiArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// An account to export; repeat for several.
+    #[arg(long = "account", value_name = "ID", required = true)]
+    pub accounts: Vec<crate::model::AccountId>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// File format.
+    #[arg(long, short = 'o', value_enum, default_value_t = ExportFormat::Yaml)]
+    pub output: ExportFormat,
+    /// Write the snapshot format (what `--source snapshot:FILE` reads) instead of a
+    /// desired-state file.
+    #[arg(long)]
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command whose page to print instead of the main page, e.g. `plan`.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -264,6 +349,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    output::set_color(cli.color);
     match cli.command {
         Command::Validate(args) => plan::validate(&args),
         Command::Plan(args) => plan::plan(&args).await,
@@ -271,5 +357,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run(args) => run::run(&args).await,
         Command::Journal(args) => journal::show(&args),
         Command::Restore(args) => journal::restore(&args).await,
+        Command::Export(args) => export::export(&args).await,
+        Command::Schema => shell::schema(),
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man(args) => shell::man(&args),
     }
 }

@@ -1,10 +1,25 @@
-//! Writing to the terminal: stdout without colour when it is not a terminal, and the
-//! confirmation prompt.
+//! Writing to the terminal: stdout coloured as `--color` says (by default only on a
+//! terminal and without `NO_COLOR`), and the confirmation prompt.
 
 use std::io::{BufRead, Write};
 
-/// Writes to stdout, stripping colour when stdout is not a terminal or `NO_COLOR` is set.
-/// A closed pipe (`cfgroups plan | head`) is not an error.
+use super::ColorWhen;
+
+/// Applies `--color` to every later write through [`print_out`]. `auto` leaves the choice to
+/// the stream: colour on a terminal, none when `NO_COLOR` is set, forced by
+/// `CLICOLOR_FORCE=1`. An explicit `always` or `never` overrides the environment, as
+/// command-line flags do.
+pub fn set_color(when: ColorWhen) {
+    let choice = match when {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+}
+
+/// Writes to stdout, with or without colour as [`set_color`] chose. A closed pipe
+/// (`cfgroups plan | head`) is not an error: the reader has all it wanted.
 pub fn print_out(text: &str) -> anyhow::Result<()> {
     let mut out = anstream::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

@@ -1,6 +1,7 @@
 //! The desired-state file schema. These structs are the config reference: their doc
 //! comments are what the README's reference section and the editor schema say.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccountId, GroupId, GroupState};
@@ -11,26 +12,30 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Default for `max_deletes` when neither the account nor `defaults` sets one.
 pub const DEFAULT_MAX_DELETES: u32 = 10;
 
-/// One desired-state file. A directory of them is read as one desired state.
-///
-/// `A` is the account entry type; loading reads entries as raw YAML first so that one bad
-/// account does not hide the errors of the others.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A cfgroups desired-state file: the Cloudflare IAM user groups some accounts should (and
+/// should not) have. A directory of such files is read as one desired state.
+// `A` is the account entry type; loading reads entries as raw YAML first so that one bad
+// account does not hide the errors of the others.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "DesiredStateFile", title = "cfgroups desired state")]
 pub struct FileSpec<A = AccountSpec> {
     /// Schema version of the file. Only `1` exists.
+    #[schemars(extend("const" = 1))]
     pub version: u32,
     /// Settings inherited by every account of this file that does not set its own.
     #[serde(default)]
     pub defaults: DefaultsSpec,
     /// The accounts this file manages; at least one. An account may appear in only one
     /// file of a config directory.
+    #[schemars(length(min = 1))]
     pub accounts: Vec<A>,
 }
 
 /// Settings inherited by every account of the file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Defaults")]
 pub struct DefaultsSpec {
     /// What to do with groups that exist but are not declared. Default `report`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,10 +51,10 @@ pub struct DefaultsSpec {
 }
 
 /// One Cloudflare account and the groups it should (and should not) have.
-///
-/// `G` is the group entry type, raw YAML while loading for the same reason as `A` above.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+// `G` is the group entry type, raw YAML while loading for the same reason as `A` above.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Account")]
 pub struct AccountSpec<G = GroupSpec> {
     /// The account id: 32 lowercase hexadecimal characters.
     pub id: AccountId,
@@ -71,13 +76,18 @@ pub struct AccountSpec<G = GroupSpec> {
     pub groups: Vec<G>,
 }
 
-/// One declared group.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One declared group, named by `name`, `id`, or both.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    rename = "Group",
+    extend("anyOf" = [{"required": ["name"]}, {"required": ["id"]}])
+)]
 pub struct GroupSpec {
     /// The group's name, matched exactly. A name that matches several live groups is never
     /// deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"\S"))]
     pub name: Option<String>,
     /// The group's id (32 lowercase hex). With an id, a `name` must match the live group's
     /// name too, or its deletion is blocked.
@@ -88,7 +98,7 @@ pub struct GroupSpec {
 }
 
 /// What to do with a group that exists but is not declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnmanagedPolicy {
     /// Leave it alone and say nothing.
@@ -97,4 +107,39 @@ pub enum UnmanagedPolicy {
     Report,
     /// Delete it (prune). Opt-in only; protected groups and `max_deletes` still apply.
     Delete,
+}
+
+/// The JSON Schema (draft-07) of a desired-state file, for editors and CI linters. Field
+/// descriptions are the doc comments above; ids carry their pattern.
+///
+/// The schema checks shape only: what it cannot say (duplicate groups or accounts, globs that
+/// do not compile, a protected group declared `absent`) `cfgroups validate` still reports.
+pub fn json_schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let mut schema = generator.into_root_schema_for::<FileSpec>().to_value();
+    unwrap_descriptions(&mut schema);
+    schema
+}
+
+/// Joins the doc comments' wrapped lines, so editors reflow a description to their width;
+/// blank lines (paragraphs) stay.
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    serde_json::Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|paragraph| paragraph.split('\n').collect::<Vec<_>>().join(" "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(child),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
