@@ -19,7 +19,7 @@
 //! `cargo test` quick. The long version:
 //!
 //! ```sh
-//! CFGROUPS_CHAOS_CYCLES=200 CFGROUPS_CHAOS_KILLS=50 CFGROUPS_CHAOS_RATE_DELETES=600 \
+//! CFGROUPS_CHAOS_CYCLES=200 CFGROUPS_CHAOS_KILLS=50 CFGROUPS_CHAOS_RATE_DELETES=300 \
 //!   cargo test --test chaos -- --nocapture --test-threads 1
 //! ```
 //!
@@ -432,8 +432,8 @@ fn kill_9_during_run_then_restart_converges() {
     );
 }
 
-/// Another client with the same token, as a person or another tool would be: every
-/// `every` it sends requests (listings of an account the daemon does not manage) until the
+/// Another client with the same token, as a person or another tool would be: a quarter of
+/// `every` after it starts, then every `every`, it sends requests (listings of an account the daemon does not manage) until the
 /// server locks it out. Stops when dropped.
 struct Neighbour {
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -451,8 +451,9 @@ impl Neighbour {
                 account(Self::ACCOUNT)
             );
             let mut lockouts = 0;
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
-            {
+            let mut wait = every / 4;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                wait = every;
                 for _ in 0..200 {
                     if get_status(fake, &path) == Some(429) {
                         lockouts += 1;
@@ -534,7 +535,7 @@ fn daemon_requests_per_lockout(
 /// Scenario 3. The server allows 30 requests per 2 s (then locks out for 2 s), the daemon's
 /// budget 1000 per 5 minutes: the daemon must learn the real limit from the server. The
 /// server's `Ratelimit` header alone keeps it under the limit (it paces), so another client
-/// of the same token trips the lockout every 3 s, as a person or a script sharing the
+/// of the same token trips the lockout every 5 s, as a person or a script sharing the
 /// token would; the daemon then meets 429s and must wait them out.
 /// `CFGROUPS_CHAOS_RATE_DELETES` (default 30) groups to delete, across 3 accounts.
 #[test]
@@ -568,9 +569,9 @@ fn a_server_limit_below_the_budget_is_backed_off_not_hammered() {
         ],
     );
     let cpu_start = daemon.cpu_time();
-    let neighbour = Neighbour::start(fake.addr(), Duration::from_secs(3));
-    // Under 15 requests a second, two requests per deletion, and lockouts on top.
-    let patience = Duration::from_secs(30 + planned as u64);
+    let neighbour = Neighbour::start(fake.addr(), Duration::from_secs(5));
+    // Two requests per deletion, paced under 15 a second, and locked out 2 s in every 5.
+    let patience = Duration::from_secs(30 + planned as u64 * 3 / 2);
     wait_until(patience, "convergence under the server's limit", || {
         (scenario.deleted(&fake.state()) == planned).then_some(())
     });
