@@ -328,8 +328,8 @@ fn kill_9_during_run_then_restart_converges() {
     let kills: usize = env_or("CFGROUPS_CHAOS_KILLS", 8);
     let seed = seed();
     let mut rng = rng(seed ^ 0x9);
-    // About eight deletions per kill, so the last kill still lands mid-plan.
-    let scenario = scenario(4, (kills * 8).div_ceil(4) + 10, false);
+    // About twelve deletions per kill, so the last kill still lands mid-plan.
+    let scenario = scenario(4, (kills * 12).div_ceil(4) + 10, false);
     let planned = scenario.planned.len();
     let fake = Fake::start_with(
         Fake::builder()
