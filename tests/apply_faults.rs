@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,6 @@ use cfgroups::cloudflare::{
 use cfgroups::config::DesiredState;
 use cfgroups::fake_api::{FakeCloudflare, Fault, Method, Route, default_chaos_faults};
 use cfgroups::journal::{self, JOURNAL_FILE, Journal};
-use cfgroups::model::{AccountId, GroupId};
 use cfgroups::plan::{self, Plan, PlanOptions};
 use cfgroups::source::{self, CloudflareSource};
 use common::*;
@@ -79,20 +77,6 @@ async fn apply_once(
     (plan, summary)
 }
 
-/// The group ids every DELETE the fake received was aimed at.
-fn deleted_targets(fake: &FakeCloudflare) -> BTreeSet<(AccountId, GroupId)> {
-    fake.requests()
-        .log()
-        .iter()
-        .filter(|r| r.method == Method::DELETE)
-        .map(|r| {
-            let parts: Vec<&str> = r.path.split('/').collect();
-            // /client/v4/accounts/{account}/iam/user_groups/{group}
-            (parts[4].parse().unwrap(), parts[7].parse().unwrap())
-        })
-        .collect()
-}
-
 async fn chaos_then_converge(seed: u64, rate: f64) {
     let scenario = scenario(4, 30, false);
     let fake = Fake::builder()
@@ -112,7 +96,7 @@ async fn chaos_then_converge(seed: u64, rate: f64) {
     let (_, faulty) = apply_once(&desired, &client, &journal, 4).await;
     let after_faults = fake.state();
     assert_only_planned_deleted(&scenario.state, &after_faults, &scenario.planned);
-    let targets = deleted_targets(&fake);
+    let targets = delete_targets(&fake.requests());
     assert!(
         targets.is_subset(&scenario.planned),
         "seed {seed}: a DELETE outside the plan: {:?}",

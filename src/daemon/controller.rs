@@ -105,7 +105,13 @@ impl Controller {
             let scope = tokio::select! {
                 _ = tokio::time::sleep_until(self.schedule.next_wake()) => {
                     match self.schedule.due(Instant::now()) {
-                        Some(Due::Everything) => Some(None),
+                        // The tick re-reads the config too: it is how changes the watch
+                        // cannot see (a symlink into another directory, a network file
+                        // system) are picked up.
+                        Some(Due::Everything) => {
+                            self.reload(false);
+                            Some(None)
+                        }
                         Some(Due::Retry(accounts)) => Some(Some(accounts)),
                         None => None,
                     }

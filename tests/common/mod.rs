@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -474,4 +476,51 @@ pub fn assert_journal_covers(contents: &cfgroups::journal::Contents, scenario: &
         "intents without an outcome: {:?}",
         contents.unresolved()
     );
+}
+
+/// `name` from the environment, parsed, or `default` when it is unset; panics on a value that
+/// does not parse, so a typo in a long-run command is not silently a short run.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} does not parse")),
+        Err(_) => default,
+    }
+}
+
+/// The (account, group) every DELETE the fake received was aimed at, answered or not.
+pub fn delete_targets(requests: &Requests) -> BTreeSet<(AccountId, GroupId)> {
+    requests
+        .log()
+        .iter()
+        .filter(|r| r.method == cfgroups::fake_api::Method::DELETE)
+        .map(|r| {
+            let parts: Vec<&str> = r.path.split('/').collect();
+            // /client/v4/accounts/{account}/iam/user_groups/{group}
+            (parts[4].parse().unwrap(), parts[7].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Every group of `before` the fake no longer holds has its intent in the journal: nothing
+/// is deleted before its backup is on disk.
+pub fn assert_every_deletion_was_journaled_first(
+    before: &FakeState,
+    after: &FakeState,
+    contents: &cfgroups::journal::Contents,
+) {
+    use cfgroups::journal::Record;
+    let left = groups_by_id(after);
+    for key in groups_by_id(before)
+        .into_keys()
+        .filter(|k| !left.contains_key(k))
+    {
+        assert!(
+            contents.records.iter().any(|r| matches!(r,
+                Record::Intent { account, group, .. } if *account == key.0 && group.id == key.1)),
+            "{key:?} was deleted without an intent in the journal"
+        );
+    }
 }
