@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -166,22 +166,36 @@ impl Journal {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         file.lock().map_err(io)?;
-        let written = (&*file).write_all(&line).and_then(|()| file.sync_data());
+        // Another writer may have died mid-line since this one opened the file: end its
+        // torn line first, so this record starts a line of its own.
+        let written = ends_mid_line(&file)
+            .and_then(|torn| {
+                if torn {
+                    line.insert(0, b'\n');
+                }
+                (&*file).write_all(&line)
+            })
+            .and_then(|()| file.sync_data());
         let unlocked = file.unlock();
         written.map_err(io)?;
         unlocked.map_err(io)
     }
 }
 
-fn terminate_torn_line(file: &mut File) -> std::io::Result<()> {
-    let len = file.seek(SeekFrom::End(0))?;
+/// Whether the file's last byte is not a newline (a line torn by a crash).
+fn ends_mid_line(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
     if len == 0 {
-        return Ok(());
+        return Ok(false);
     }
-    file.seek(SeekFrom::Start(len - 1))?;
     let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    if last[0] != b'\n' {
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] != b'\n')
+}
+
+fn terminate_torn_line(file: &mut File) -> std::io::Result<()> {
+    if ends_mid_line(file)? {
         file.write_all(b"\n")?;
         file.sync_data()?;
     }
@@ -200,17 +214,34 @@ impl Contents {
     /// Intents with no outcome: deletions interrupted by a crash, whose result only a fresh
     /// listing can tell.
     pub fn unresolved(&self) -> Vec<&Record> {
+        let outcomes = self.latest_outcomes();
         self.records
             .iter()
             .filter(|record| match record {
-                Record::Intent {
-                    run, group, ..
-                } => !self.records.iter().any(|other| {
-                    matches!(other, Record::Outcome { run: r, group_id, .. } if r == run && *group_id == group.id)
-                }),
+                Record::Intent { run, group, .. } => {
+                    !outcomes.contains_key(&(run.as_str(), &group.id))
+                }
                 _ => false,
             })
             .collect()
+    }
+
+    /// The latest outcome recorded for each (run, group): one pass, so reading a long
+    /// journal stays linear.
+    pub fn latest_outcomes(&self) -> HashMap<(&str, &GroupId), &Outcome> {
+        let mut latest = HashMap::new();
+        for record in &self.records {
+            if let Record::Outcome {
+                run,
+                group_id,
+                outcome,
+                ..
+            } = record
+            {
+                latest.insert((run.as_str(), group_id), outcome);
+            }
+        }
+        latest
     }
 
     /// The latest intent of each group whose latest outcome says the delete failed. The
@@ -218,22 +249,11 @@ impl Contents {
     /// (a dropped connection, a timeout) and the retry then fails some other way. Only a
     /// later listing can tell.
     pub fn failed_deletions(&self) -> Vec<&Record> {
+        let latest_outcome = self.latest_outcomes();
         let mut latest_intent: HashMap<(&AccountId, &GroupId), usize> = HashMap::new();
-        let mut latest_outcome: HashMap<(&str, &GroupId), &Outcome> = HashMap::new();
         for (index, record) in self.records.iter().enumerate() {
-            match record {
-                Record::Intent { account, group, .. } => {
-                    latest_intent.insert((account, &group.id), index);
-                }
-                Record::Outcome {
-                    run,
-                    group_id,
-                    outcome,
-                    ..
-                } => {
-                    latest_outcome.insert((run, group_id), outcome);
-                }
-                Record::Restore { .. } => {}
+            if let Record::Intent { account, group, .. } = record {
+                latest_intent.insert((account, &group.id), index);
             }
         }
         let mut failed: Vec<usize> = latest_intent
@@ -404,6 +424,22 @@ mod tests {
         assert_eq!(contents.records.len(), 2);
         assert_eq!(contents.unreadable, vec![2]);
         assert_eq!(contents.records[1].run(), "r2");
+    }
+
+    #[test]
+    fn a_line_torn_by_another_writer_after_open_is_terminated_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::open(&path).unwrap();
+        journal.append(&intent("r1", 1)).unwrap();
+        // Another process dies mid-record while this journal is open.
+        let mut other = OpenOptions::new().append(true).open(&path).unwrap();
+        other.write_all(br#"{"type":"intent","at":"20"#).unwrap();
+        drop(other);
+        journal.append(&intent("r1", 2)).unwrap();
+        let contents = read(&path).unwrap();
+        assert_eq!(contents.records.len(), 2);
+        assert_eq!(contents.unreadable, vec![2]);
     }
 
     #[test]

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use super::output::print_out;
 use super::{JournalArgs, JournalFormat, Outcome, RestoreArgs, StateArgs, connect};
+use std::collections::HashMap;
+
 use crate::journal::{self, JOURNAL_FILE, Journal, Record};
+use crate::model::GroupId;
 use crate::state_dir;
 
 fn journal_path(explicit: &Option<PathBuf>, state: &StateArgs) -> PathBuf {
@@ -35,8 +38,9 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Outcome> {
             }
         }
         JournalFormat::Text => {
+            let outcomes = contents.latest_outcomes();
             for record in records.filter(|r| !matches!(r, Record::Outcome { .. })) {
-                text.push_str(&describe(record, &contents));
+                text.push_str(&describe(record, &outcomes));
                 text.push('\n');
             }
             if text.is_empty() {
@@ -48,7 +52,7 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn describe(record: &Record, contents: &journal::Contents) -> String {
+fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &journal::Outcome>) -> String {
     match record {
         Record::Intent {
             at,
@@ -58,19 +62,9 @@ fn describe(record: &Record, contents: &journal::Contents) -> String {
             members,
         } => {
             // The latest word: a failed delete may be settled later by a listing.
-            let outcome = contents
-                .records
-                .iter()
-                .rev()
-                .find_map(|r| match r {
-                    Record::Outcome {
-                        run: r_run,
-                        group_id,
-                        outcome,
-                        ..
-                    } if r_run == run && *group_id == group.id => Some(format!("{outcome:?}")),
-                    _ => None,
-                })
+            let outcome = outcomes
+                .get(&(run.as_str(), &group.id))
+                .map(|outcome| format!("{outcome:?}"))
                 .unwrap_or_else(|| "NO OUTCOME (interrupted)".to_owned());
             let members = members
                 .as_ref()
