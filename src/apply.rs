@@ -293,6 +293,24 @@ async fn append(journal: &Arc<Journal>, record: Record) -> Result<(), JournalErr
         })
 }
 
+/// Reads the journal, appends the outcomes [`resolve_interrupted`] decides from `observed`,
+/// and returns them. `apply` and the daemon call it after every fresh listing.
+pub fn settle(journal: &Journal, observed: &Observed) -> Result<Vec<Record>, JournalError> {
+    let contents = journal::read(journal.path())?;
+    if !contents.unreadable.is_empty() {
+        tracing::warn!(
+            journal = %journal.path().display(),
+            lines = ?contents.unreadable,
+            "journal lines that are not records (torn by a crash) were skipped"
+        );
+    }
+    let settled = resolve_interrupted(&contents, observed);
+    for record in &settled {
+        journal.append(record)?;
+    }
+    Ok(settled)
+}
+
 /// Outcomes for what earlier runs left unsettled, decided by a fresh listing:
 /// - an intent a crash left without an outcome: a group no longer listed is gone; a group
 ///   still listed was not deleted;

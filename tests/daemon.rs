@@ -133,7 +133,62 @@ async fn an_in_place_edit_is_picked_up() {
     write_in_place(&config, &groups_config(&a, &["beta", "gamma"]));
     wait_deleted(&fake, &a, &gamma).await;
     assert_eq!(delete_count(&fake), 2);
+    // Each reconcile journals under a run of its own, so its intents and outcomes pair up.
+    let journal = journal::read(&daemon.journal_path()).unwrap();
+    let runs: std::collections::BTreeSet<&str> = journal
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Intent { .. }))
+        .map(Record::run)
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
     drop(daemon);
+}
+
+/// A file caught half-written can be valid YAML: a list cut at an item boundary. Under
+/// `unmanaged: delete` the groups it no longer names would be pruned, so new content is
+/// taken only once it has stayed the same for the settle time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_caught_half_written_is_not_acted_on() {
+    let a = account(12);
+    let fake = fake_with_groups(&a, Duration::ZERO).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    let present: Vec<(&str, &str)> = NAMES.iter().map(|n| (*n, "present")).collect();
+    let whole = config_yaml(&[(&a, "delete", &present)], 10);
+    write_in_place(&config, &whole);
+    let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .arg("--debounce")
+        .arg("1s")
+        .start()
+        .await;
+    daemon.wait_ready().await;
+    let loaded_at = |text: &str| {
+        metric(
+            text,
+            "cfgroups_config_last_reload_success_timestamp_seconds",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = loaded_at(&daemon.metrics().await);
+
+    // A slow writer: the first half (only alpha and beta, still valid YAML), a pause longer
+    // than the debounce, then the rest.
+    let half = config_yaml(&[(&a, "delete", &present[..2])], 10);
+    write_in_place(&config, &half);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    write_in_place(&config, &format!("{whole}# saved\n"));
+    daemon
+        .wait_metrics("the whole file to be loaded", |text| {
+            (loaded_at(text) > before).then_some(())
+        })
+        .await;
+    assert_eq!(
+        delete_count(&fake),
+        0,
+        "gamma and delta were pruned from a half-written file"
+    );
+    assert_eq!(fake.groups(&a).len(), NAMES.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

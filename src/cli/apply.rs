@@ -142,15 +142,7 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Outcome> {
 /// Settles what earlier runs left unsettled (an intent without an outcome after a crash, a
 /// failed delete whose group is gone all the same), from the fresh listing, and says so.
 fn resolve_interrupted(journal: &Journal, observed: &source::Observed) -> anyhow::Result<()> {
-    let contents = journal::read(journal.path())?;
-    if !contents.unreadable.is_empty() {
-        tracing::warn!(
-            journal = %journal.path().display(),
-            lines = ?contents.unreadable,
-            "journal lines that are not records (torn by a crash) were skipped"
-        );
-    }
-    for record in apply::resolve_interrupted(&contents, observed) {
+    for record in apply::settle(journal, observed)? {
         if let journal::Record::Outcome {
             account,
             group_id,
@@ -163,7 +155,6 @@ fn resolve_interrupted(journal: &Journal, observed: &source::Observed) -> anyhow
                  unsettled (interrupted, or failed); from the fresh listing: {outcome:?}"
             );
         }
-        journal.append(&record)?;
     }
     Ok(())
 }
@@ -207,7 +198,8 @@ fn summary_text(applied: &ApplySummary, journal: &std::path::Path) -> String {
 }
 
 /// First SIGINT/SIGTERM: start no new deletion, let the ones in flight finish and be
-/// journaled. Second: exit at once (the journal stays parseable: every line is whole).
+/// journaled. Second: exit at once (a line torn by the exit is ended by the next writer and
+/// skipped by readers).
 fn watch_signals(stop: StopSignal) {
     tokio::spawn(async move {
         if wait_for_signal().await.is_err() {

@@ -49,6 +49,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         state_dir,
         dry_run: args.dry_run,
         concurrency: usize::from(args.concurrency),
+        settle: args.debounce,
         apply: ApplyOptions {
             backup_members: !args.no_backup_members,
             concurrency: usize::from(args.apply_concurrency),

@@ -35,6 +35,9 @@ pub struct ControllerOptions {
     pub dry_run: bool,
     /// Accounts listed at once.
     pub concurrency: usize,
+    /// How long new config content must stay unchanged before it is taken.
+    pub settle: Duration,
+    /// How deletions run; each reconcile journals under a run id of its own.
     pub apply: ApplyOptions,
 }
 
@@ -60,7 +63,6 @@ pub struct Controller {
     schedule: Schedule,
     stop: StopSignal,
     watchdog: Option<Duration>,
-    resolved_interrupted: bool,
 }
 
 impl Controller {
@@ -89,7 +91,6 @@ impl Controller {
             schedule,
             stop,
             watchdog: systemd::watchdog_interval(),
-            resolved_interrupted: false,
         }
     }
 
@@ -109,7 +110,7 @@ impl Controller {
                         // cannot see (a symlink into another directory, a network file
                         // system) are picked up.
                         Some(Due::Everything) => {
-                            self.reload(false);
+                            self.reload(false).await;
                             Some(None)
                         }
                         Some(Due::Retry(accounts)) => Some(Some(accounts)),
@@ -117,11 +118,11 @@ impl Controller {
                     }
                 }
                 changed = wakers.config_changed.recv(), if !wakers.config_changed.is_closed() => {
-                    if changed.is_some() && self.reload(false) { Some(None) } else { None }
+                    if changed.is_some() && self.reload(false).await { Some(None) } else { None }
                 }
                 Some(()) = wakers.hangup.recv() => {
                     tracing::info!("SIGHUP: reloading the config and reconciling");
-                    self.reload(true);
+                    self.reload(true).await;
                     Some(None)
                 }
                 _ = wakers.shutdown.changed() => None,
@@ -154,8 +155,27 @@ impl Controller {
 
     /// Re-reads the config. Returns whether a reconcile is called for: the content changed,
     /// or `always` (SIGHUP). An invalid config keeps the last good one and deletes nothing.
-    fn reload(&mut self, always: bool) -> bool {
-        match config::load(&self.options.config) {
+    ///
+    /// New content is read twice, `settle` apart, and taken only when both reads agree: a
+    /// file caught half-written can still be valid YAML (a list cut at an item boundary),
+    /// and under `unmanaged: delete` the groups it no longer names would be pruned. A file
+    /// still changing is left for the next event.
+    async fn reload(&mut self, always: bool) -> bool {
+        let desired = match config::load(&self.options.config) {
+            Ok(first) if self.gate.last_hash() != Some(first.content_hash.as_str()) => {
+                tokio::time::sleep(self.options.settle).await;
+                match config::load(&self.options.config) {
+                    Ok(second) if second.content_hash == first.content_hash => Ok(second),
+                    Ok(_) => {
+                        tracing::info!("the config is still changing; waiting for it to settle");
+                        return always;
+                    }
+                    Err(errors) => Err(errors),
+                }
+            }
+            other => other,
+        };
+        match desired {
             Ok(desired) => {
                 self.metrics.record_reload(true, SystemTime::now());
                 let changed = self.gate.observe(&desired) == Reload::Changed;
@@ -171,6 +191,7 @@ impl Controller {
                         .filter(|old| !desired.accounts.iter().any(|new| new.id == old.id))
                     {
                         self.metrics.forget_account(&gone.id);
+                        self.schedule.forget(&gone.id);
                     }
                     self.desired = desired;
                 }
@@ -190,8 +211,13 @@ impl Controller {
     /// Lists, plans and (unless dry-run) deletes, for every account or just `only`.
     async fn reconcile(&mut self, only: Option<&[AccountId]>) {
         let started = StdInstant::now();
+        // A retry may name an account the config has dropped since: it is not ours any more.
         let accounts: Vec<AccountId> = match only {
-            Some(only) => only.to_vec(),
+            Some(only) => only
+                .iter()
+                .filter(|a| self.desired.accounts.iter().any(|d| d.id == **a))
+                .cloned()
+                .collect(),
             None => self.desired.account_ids(),
         };
         let mut scoped = self.desired.clone();
@@ -202,9 +228,12 @@ impl Controller {
         let stop = self.stop.clone();
         let observed = tokio::select! {
             observed = self.with_heartbeat(listing) => observed,
-            () = stop.stopped() => return,
+            () = stop.stopped() => {
+                self.metrics.record_reconcile(ReconcileResult::Skipped, started.elapsed());
+                return;
+            }
         };
-        self.resolve_interrupted(&observed);
+        self.settle_journal(&observed);
         let plan = plan::plan(&scoped, &observed, PlanOptions::default());
 
         let mut failed_accounts: Vec<AccountId> = plan
@@ -294,11 +323,15 @@ impl Controller {
             };
             metrics.record_deletion(progress.account, result);
         };
+        let options = ApplyOptions {
+            run_id: journal::new_run_id(),
+            ..self.options.apply.clone()
+        };
         let execute = apply::execute(
             plan,
             self.source.client(),
             &self.journal,
-            &self.options.apply,
+            &options,
             &self.stop,
             &on_progress,
         );
@@ -318,31 +351,20 @@ impl Controller {
         }
     }
 
-    /// Once, after the first listing: settle intents an interrupted run left open.
-    fn resolve_interrupted(&mut self, observed: &Observed) {
-        if self.resolved_interrupted {
-            return;
-        }
-        let contents = match journal::read(self.journal.path()) {
-            Ok(contents) => contents,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the journal");
-                return;
+    /// Settles, from this cycle's listing, what earlier deletions left open: intents a
+    /// crash cut short, and failed deletes whose group is gone all the same.
+    fn settle_journal(&self, observed: &Observed) {
+        match apply::settle(&self.journal, observed) {
+            Ok(settled) => {
+                for record in &settled {
+                    tracing::warn!(
+                        ?record,
+                        "settled an earlier deletion from the fresh listing"
+                    );
+                }
             }
-        };
-        let records = apply::resolve_interrupted(&contents, observed);
-        let pending = contents.unresolved().len();
-        for record in &records {
-            tracing::warn!(
-                ?record,
-                "settling an interrupted deletion from the fresh listing"
-            );
-            if let Err(e) = self.journal.append(record) {
-                tracing::warn!(error = %e, "cannot journal the settlement");
-                return;
-            }
+            Err(e) => tracing::warn!(error = %e, "cannot settle earlier deletions in the journal"),
         }
-        self.resolved_interrupted = records.len() == pending;
     }
 }
 

@@ -91,6 +91,11 @@ impl Schedule {
         }
     }
 
+    /// Drops a pending retry: the account left the config.
+    pub fn forget(&mut self, account: &AccountId) {
+        self.retries.remove(account);
+    }
+
     /// When the daemon should wake next.
     pub fn next_wake(&self) -> Instant {
         self.retries
@@ -197,5 +202,15 @@ mod tests {
         schedule.record(&[], &[account(1)], now);
         assert_eq!(schedule.next_wake(), now + MINUTE);
         assert_eq!(schedule.due(now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forgotten_account_is_not_retried() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(MINUTE, 0.0, DEFAULT_RETRY_BASE, now);
+        schedule.record(&[account(1)], &[], now);
+        schedule.forget(&account(1));
+        assert_eq!(schedule.next_wake(), now + MINUTE);
+        assert_eq!(schedule.failures(&account(1)), 0);
     }
 }
