@@ -360,7 +360,13 @@ fn on_a_terminal_only_yes_deletes() {
         eprintln!("skipped: util-linux `script` is not installed");
         return;
     }
-    for (answer, expect_deleted) in [("no", false), ("y", false), ("yes", true)] {
+    // (answer, a planned group disappears before the answer, whether the rest is deleted)
+    for (answer, change, expect_deleted) in [
+        ("no", false, false),
+        ("y", false, false),
+        ("yes", true, false),
+        ("yes", false, true),
+    ] {
         let (state, configs) = over_threshold();
         let fake = Fake::start(state.clone());
         let dir = tempfile::tempdir().unwrap();
@@ -390,6 +396,10 @@ fn on_a_terminal_only_yes_deletes() {
         fake.wait_for(std::time::Duration::from_secs(30), |r| {
             r.count(Method::GET, Route::List) >= 1 && r.log().len() == r.total()
         });
+        if change {
+            // Someone else deletes a planned group while the prompt waits.
+            assert!(fake.remove_group(&account(0), &group_id(0, 0)));
+        }
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().unwrap();
@@ -398,7 +408,15 @@ fn on_a_terminal_only_yes_deletes() {
         let output = child.wait_with_output().unwrap();
         let shown = String::from_utf8_lossy(&output.stdout);
         assert!(shown.contains("Enter a value"), "{answer}: {shown}");
-        if expect_deleted {
+        if change {
+            assert_eq!(output.status.code(), Some(1), "{shown}");
+            assert!(
+                shown.contains("changed while waiting for the answer"),
+                "{shown}"
+            );
+            assert_eq!(deletes(&fake), 0);
+            assert_eq!(fake.groups(&account(0)).len(), 2);
+        } else if expect_deleted {
             assert_eq!(output.status.code(), Some(0), "{answer}: {shown}");
             assert!(fake.groups(&account(0)).is_empty(), "{answer}: {shown}");
         } else {

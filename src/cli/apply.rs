@@ -43,7 +43,7 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Outcome> {
         Some(journal)
     };
 
-    let plan = plan::plan(&desired, &observed, PlanOptions { force: args.force });
+    let mut plan = plan::plan(&desired, &observed, PlanOptions { force: args.force });
     print_out(&report::render(&plan, &source.describe(), Format::Text))?;
     let summary = plan.summary();
     if let Some(reviewed) = &reviewed {
@@ -90,6 +90,25 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Outcome> {
             eprintln!("Apply cancelled: nothing was deleted.");
             return Ok(Outcome::Failed);
         }
+        // The answer may have come long after the listing: list again, and act only if the
+        // deletions are still exactly the ones just approved.
+        let fresh = source::list_accounts(
+            &source,
+            &desired.account_ids(),
+            usize::from(args.source.concurrency),
+        )
+        .await;
+        let replanned = plan::plan(&desired, &fresh, PlanOptions { force: args.force });
+        let approved = SavedPlan::new(&plan, &desired.content_hash);
+        let difference = approved.difference(&saved_plan::deletions(&replanned));
+        if !difference.is_empty() {
+            bail!(
+                "the live groups changed while waiting for the answer; nothing was deleted. \
+                 Differences (+ not approved, - approved but no longer planned):\n  {}",
+                difference.join("\n  ")
+            );
+        }
+        plan = replanned;
     }
 
     let stop = StopSignal::default();
