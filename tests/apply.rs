@@ -260,9 +260,32 @@ fn apply_saved(
 #[test]
 fn a_saved_plan_applies_when_nothing_moved() {
     let (fake, dir, config, plan) = saved_plan_setup();
-    apply_saved(&fake, &dir, &config, &plan).assert_code(0);
+    let out = apply_saved(&fake, &dir, &config, &plan);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("files changed"), "{}", out.stderr);
     assert_eq!(names(&fake, &account(0)), ["Team"]);
     assert_eq!(names(&fake, &account(1)), ["Staying"]);
+    assert_eq!(deletes(&fake), 3);
+}
+
+/// The desired-state files changed since the review but plan the same deletions: apply goes
+/// ahead (the deletions are what was reviewed) and says so on stderr.
+#[test]
+fn a_saved_plan_applies_with_a_warning_when_only_the_files_changed() {
+    let (fake, dir, config, plan) = saved_plan_setup();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("# edited after the review\n");
+    std::fs::write(&config, text).unwrap();
+    let out = apply_saved(&fake, &dir, &config, &plan);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(
+            "the desired-state files changed since the plan was reviewed; the deletions are \
+             identical, so applying"
+        ),
+        "{}",
+        out.stderr
+    );
     assert_eq!(deletes(&fake), 3);
 }
 
