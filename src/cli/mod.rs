@@ -198,7 +198,8 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct StateArgs {
     /// Where the journal lives. Default: $STATE_DIRECTORY (systemd), else
-    /// $XDG_STATE_HOME/cfgroups, else ~/.local/state/cfgroups.
+    /// $XDG_STATE_HOME/cfgroups, else ~/.local/state/cfgroups, else ./.cfgroups in the
+    /// current directory (with a warning: the journal holds the only backups).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
