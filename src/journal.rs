@@ -69,14 +69,24 @@ pub enum Record {
         #[serde(flatten)]
         outcome: Outcome,
     },
-    /// A deleted group was recreated from its backup.
+    /// A deleted group was recreated from its backup as `new_group_id`. Written as soon as
+    /// the group exists, with `members_restored: false` while its members are still to be
+    /// added, and again with `true` once they are.
     Restore {
         at: String,
         run: String,
         account: AccountId,
         group_id: GroupId,
         new_group_id: GroupId,
+        /// Whether the backed-up members were added too. Records written before this field
+        /// existed were written only after the members were added.
+        #[serde(default = "members_restored_default")]
+        members_restored: bool,
     },
+}
+
+fn members_restored_default() -> bool {
+    true
 }
 
 impl Record {
@@ -279,6 +289,48 @@ impl Contents {
             .iter()
             .rev()
             .find(|record| matches!(record, Record::Intent { group: g, .. } if g.id == *group))
+    }
+}
+
+impl Contents {
+    /// The latest outcome recorded for the deletion announced by the intent of `run` and
+    /// `group`; `None` when there is none (the deletion was interrupted).
+    pub fn latest_outcome(&self, run: &str, group: &GroupId) -> Option<&Outcome> {
+        self.records.iter().rev().find_map(|record| match record {
+            Record::Outcome {
+                run: r,
+                group_id,
+                outcome,
+                ..
+            } if r == run && group_id == group => Some(outcome),
+            _ => None,
+        })
+    }
+
+    /// The latest restore record of `group` in `account`.
+    pub fn latest_restore(&self, account: &AccountId, group: &GroupId) -> Option<&Record> {
+        self.records.iter().rev().find(|record| {
+            matches!(record, Record::Restore { account: a, group_id, .. }
+                if a == account && group_id == group)
+        })
+    }
+}
+
+#[cfg(test)]
+mod restore_record_tests {
+    use super::*;
+
+    #[test]
+    fn a_restore_record_without_members_restored_was_complete() {
+        let line = r#"{"type":"restore","at":"2025-01-01T00:00:00Z","run":"r","account":"023e105f4ecef8ad9ca31a8372d0c353","group_id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","new_group_id":"4f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a"}"#;
+        let record: Record = serde_json::from_str(line).unwrap();
+        assert!(matches!(
+            record,
+            Record::Restore {
+                members_restored: true,
+                ..
+            }
+        ));
     }
 }
 

@@ -27,9 +27,11 @@ pub struct Deletion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedPlan {
     pub format_version: u32,
-    /// The hash of the desired state the plan was made from.
+    /// The hash of the desired state the plan was made from. `apply --plan` compares the
+    /// deletions, not this: a different hash with identical deletions is only a warning.
     pub config_hash: String,
-    /// SHA-256 over the sorted deletions: guards the file against edits and corruption.
+    /// SHA-256 over the sorted deletions, unkeyed: it detects corruption and accidental
+    /// edits, not deliberate tampering (anyone who can edit the file can recompute it).
     pub checksum: String,
     pub deletions: Vec<Deletion>,
 }

@@ -1,11 +1,29 @@
 //! Where cfgroups keeps its state (the journal, the daemon's last report).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The last resort, relative to the current directory, when nothing names a state directory.
+pub const FALLBACK: &str = ".cfgroups";
 
 /// `explicit` if given; else systemd's `$STATE_DIRECTORY` (its first entry); else
-/// `$XDG_STATE_HOME/cfgroups`; else `~/.local/state/cfgroups`; else `./.cfgroups`.
+/// `$XDG_STATE_HOME/cfgroups`; else `~/.local/state/cfgroups`; else `./.cfgroups`, with a
+/// warning: the journal there holds the only backups of deleted groups, and a directory
+/// that depends on where the command ran is easily lost.
 pub fn resolve(explicit: Option<PathBuf>) -> PathBuf {
-    resolve_with(explicit, |name| std::env::var_os(name))
+    let dir = resolve_with(explicit, |name| std::env::var_os(name));
+    if dir == Path::new(FALLBACK) {
+        let shown = std::env::current_dir()
+            .map(|cwd| cwd.join(FALLBACK))
+            .unwrap_or_else(|_| PathBuf::from(FALLBACK));
+        tracing::warn!(
+            state_dir = %shown.display(),
+            "no --state-dir, $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME: using {} in the \
+             current directory; the journal there holds the only backups of deleted groups, \
+             keep it",
+            shown.display()
+        );
+    }
+    dir
 }
 
 /// [`resolve`] over an environment lookup, so it can be tested without touching the process
@@ -29,7 +47,7 @@ pub fn resolve_with(
     if let Some(home) = non_empty("HOME") {
         return PathBuf::from(home).join(".local/state/cfgroups");
     }
-    PathBuf::from(".cfgroups")
+    PathBuf::from(FALLBACK)
 }
 
 #[cfg(test)]

@@ -260,9 +260,32 @@ fn apply_saved(
 #[test]
 fn a_saved_plan_applies_when_nothing_moved() {
     let (fake, dir, config, plan) = saved_plan_setup();
-    apply_saved(&fake, &dir, &config, &plan).assert_code(0);
+    let out = apply_saved(&fake, &dir, &config, &plan);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("files changed"), "{}", out.stderr);
     assert_eq!(names(&fake, &account(0)), ["Team"]);
     assert_eq!(names(&fake, &account(1)), ["Staying"]);
+    assert_eq!(deletes(&fake), 3);
+}
+
+/// The desired-state files changed since the review but plan the same deletions: apply goes
+/// ahead (the deletions are what was reviewed) and says so on stderr.
+#[test]
+fn a_saved_plan_applies_with_a_warning_when_only_the_files_changed() {
+    let (fake, dir, config, plan) = saved_plan_setup();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("# edited after the review\n");
+    std::fs::write(&config, text).unwrap();
+    let out = apply_saved(&fake, &dir, &config, &plan);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(
+            "the desired-state files changed since the plan was reviewed; the deletions are \
+             identical, so applying"
+        ),
+        "{}",
+        out.stderr
+    );
     assert_eq!(deletes(&fake), 3);
 }
 
@@ -536,4 +559,189 @@ fn a_deleted_group_is_restored_from_the_journal() {
         "{}",
         out.stdout
     );
+}
+
+/// One group with three members, deleted by `apply`; returns the fake, the temporary
+/// directory, the state directory and the deleted group.
+fn deleted_group_setup() -> (
+    Fake,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    cfgroups::fake_api::FakeGroup,
+) {
+    let a = account(0);
+    let original = group(0, 1, "Contractors 2024", 3);
+    let fake = Fake::start(
+        FakeState::new()
+            .with_group(&a, original.clone())
+            .with_group(&a, group(0, 2, "Team", 1)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("s");
+    let config = write_config(
+        dir.path(),
+        &[AccountConfig::new(a)
+            .absent("Contractors 2024")
+            .present("Team")],
+    );
+    run(unlimited(&mut apply(&fake, &config, &state_dir))).assert_code(0);
+    (fake, dir, state_dir, original)
+}
+
+fn restore_cmd(fake: &Fake, group: &cfgroups::model::GroupId, state_dir: &std::path::Path) -> Run {
+    restore_with(fake, group, state_dir, &[])
+}
+
+fn restore_with(
+    fake: &Fake,
+    group: &cfgroups::model::GroupId,
+    state_dir: &std::path::Path,
+    extra: &[&str],
+) -> Run {
+    let mut restore = cfgroups(fake);
+    restore
+        .args(["restore", "--group", group.as_str(), "--state-dir"])
+        .arg(state_dir)
+        .args(extra);
+    run(unlimited(&mut restore))
+}
+
+fn creates(fake: &Fake) -> usize {
+    fake.requests().count(Method::POST, Route::Create)
+}
+
+fn restores(state_dir: &std::path::Path) -> Vec<(cfgroups::model::GroupId, bool)> {
+    journal(state_dir)
+        .records
+        .into_iter()
+        .filter_map(|r| match r {
+            cfgroups::journal::Record::Restore {
+                new_group_id,
+                members_restored,
+                ..
+            } => Some((new_group_id, members_restored)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A group whose delete failed still exists: restoring it would make a duplicate, so the
+/// restore is refused and nothing is created.
+#[test]
+fn restoring_a_group_whose_delete_failed_is_refused() {
+    let a = account(0);
+    let kept = group(0, 1, "Contractors 2024", 2);
+    let fake = Fake::start(FakeState::new().with_group(&a, kept.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("s");
+    let config = write_config(
+        dir.path(),
+        &[AccountConfig::new(a.clone()).absent("Contractors 2024")],
+    );
+    // 400 is not retried: the delete fails at once and is journaled as failed.
+    fake.inject(Fault::Status(400).on(Route::Delete).method(Method::DELETE));
+    run(unlimited(&mut apply(&fake, &config, &state_dir))).assert_code(1);
+    assert_eq!(names(&fake, &a), ["Contractors 2024"]);
+
+    let out = restore_cmd(&fake, &kept.id, &state_dir);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("group {} was not deleted", kept.id))
+            && out.stderr.contains("failed")
+            && out.stderr.contains("nothing to restore"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(creates(&fake), 0);
+    assert_eq!(names(&fake, &a), ["Contractors 2024"]);
+    assert!(restores(&state_dir).is_empty());
+}
+
+/// A second restore of the same group is refused, naming the group the first one made;
+/// `--again` makes another on purpose.
+#[test]
+fn restoring_twice_is_refused_unless_again() {
+    let (fake, _dir, state_dir, original) = deleted_group_setup();
+    let a = account(0);
+    restore_cmd(&fake, &original.id, &state_dir).assert_code(0);
+    assert_eq!(names(&fake, &a), ["Contractors 2024", "Team"]);
+    // Recorded as soon as the group exists, then again once its members are added.
+    let first = restores(&state_dir);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first[0].0, first[1].0);
+    let (new_id, members_restored) = (first[1].0.clone(), first[1].1);
+    assert!(!first[0].1 && members_restored);
+
+    let out = restore_cmd(&fake, &original.id, &state_dir);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("already restored as {new_id}"))
+            && out.stderr.contains("--again"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(creates(&fake), 1);
+    assert_eq!(names(&fake, &a), ["Contractors 2024", "Team"]);
+
+    restore_with(&fake, &original.id, &state_dir, &["--again"]).assert_code(0);
+    assert_eq!(creates(&fake), 2);
+    assert_eq!(
+        names(&fake, &a),
+        ["Contractors 2024", "Contractors 2024", "Team"]
+    );
+    let recorded = restores(&state_dir);
+    assert_eq!(recorded.len(), 4, "{recorded:?}");
+    assert_ne!(recorded[3].0, new_id);
+}
+
+/// The group is recreated but adding its members fails: the restore is on record, and a
+/// rerun adds the members to that group instead of creating another.
+#[test]
+fn a_restore_whose_members_failed_is_finished_by_a_rerun() {
+    let (fake, _dir, state_dir, original) = deleted_group_setup();
+    let a = account(0);
+    // A POST of members is not retried (it may have been processed): one fault fails it.
+    fake.inject(Fault::Status(500).on(Route::Members).method(Method::POST));
+    let out = restore_cmd(&fake, &original.id, &state_dir);
+    out.assert_code(1);
+    let recorded = restores(&state_dir);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let (new_id, members_restored) = recorded[0].clone();
+    assert!(!members_restored);
+    assert!(
+        out.stderr.contains(new_id.as_str()) && out.stderr.contains("re-run"),
+        "{}",
+        out.stderr
+    );
+    let recreated = fake
+        .groups(&a)
+        .into_iter()
+        .find(|g| g.id == new_id)
+        .unwrap();
+    assert!(recreated.members.is_empty());
+
+    let out = restore_cmd(&fake, &original.id, &state_dir);
+    out.assert_code(0);
+    assert!(out.stdout.contains(new_id.as_str()), "{}", out.stdout);
+    assert_eq!(creates(&fake), 1, "no second group");
+    assert_eq!(names(&fake, &a), ["Contractors 2024", "Team"]);
+    let recreated = fake
+        .groups(&a)
+        .into_iter()
+        .find(|g| g.id == new_id)
+        .unwrap();
+    let mut ids: Vec<String> = recreated.members.iter().map(|m| m.id.clone()).collect();
+    ids.sort();
+    let mut want: Vec<String> = original.members.iter().map(|m| m.id.clone()).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    let recorded = restores(&state_dir);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[1], (new_id.clone(), true));
+
+    // Finished: a further run is refused like any second restore.
+    restore_cmd(&fake, &original.id, &state_dir).assert_code(1);
+    assert_eq!(creates(&fake), 1);
 }

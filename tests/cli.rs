@@ -350,3 +350,26 @@ fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
     assert!(stderr.contains("ERROR"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }
+
+/// With no --state-dir, $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME, the state directory
+/// falls back to ./.cfgroups, and a warning names it: the journal there holds the only
+/// backups of deleted groups.
+#[test]
+fn the_current_directory_fallback_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cfgroups()
+        .current_dir(dir.path())
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .arg("journal")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("WARN") && stderr.contains(".cfgroups") && stderr.contains("backups"),
+        "{stderr}"
+    );
+}

@@ -55,6 +55,14 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Outcome> {
                 difference.join("\n  ")
             );
         }
+        // The deletions are what was reviewed and what safety rests on; an edit elsewhere in
+        // the files (a comment, a `present` group) does not stop the apply, but is said.
+        if reviewed.config_hash != desired.content_hash {
+            eprintln!(
+                "Warning: the desired-state files changed since the plan was reviewed; the \
+                 deletions are identical, so applying."
+            );
+        }
     }
     let unfinished = summary.blocked + summary.listing_failed > 0;
     let (Some(journal), AnySource::Cloudflare(live)) = (journal, &source) else {

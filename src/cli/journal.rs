@@ -1,5 +1,6 @@
 //! `journal` and `restore`: reading what was deleted, and recreating it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -7,10 +8,8 @@ use serde_json::{Value, json};
 
 use super::output::print_out;
 use super::{JournalArgs, JournalFormat, Outcome, RestoreArgs, StateArgs, connect};
-use std::collections::HashMap;
-
-use crate::journal::{self, JOURNAL_FILE, Journal, Record};
-use crate::model::GroupId;
+use crate::journal::{self, JOURNAL_FILE, Journal, Outcome as JournalOutcome, Record};
+use crate::model::{AccountId, GroupId};
 use crate::state_dir;
 
 fn journal_path(explicit: &Option<PathBuf>, state: &StateArgs) -> PathBuf {
@@ -52,7 +51,7 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &journal::Outcome>) -> String {
+fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &JournalOutcome>) -> String {
     match record {
         Record::Intent {
             at,
@@ -84,7 +83,17 @@ fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &journal::Outc
             account,
             group_id,
             new_group_id,
-        } => format!("{at}  run {run}  account {account}  restore {group_id} as {new_group_id}"),
+            members_restored,
+        } => {
+            let members = if *members_restored {
+                ""
+            } else {
+                " (members not added yet)"
+            };
+            format!(
+                "{at}  run {run}  account {account}  restore {group_id} as {new_group_id}{members}"
+            )
+        }
     }
 }
 
@@ -119,10 +128,57 @@ fn creatable_policies(policies: Option<&Value>) -> Value {
     )
 }
 
+/// What a restore has left to do for a group, from the journal.
+#[derive(Debug, PartialEq, Eq)]
+enum RestoreStep {
+    /// Create the group, then add its members.
+    Create,
+    /// The group was recreated as this id but its members were never added: add them only.
+    AddMembers(GroupId),
+}
+
+/// Decides what restoring `group` (backed up by the intent of `run`) may do: only a group
+/// whose deletion is recorded as done, and only once unless `again`; a restore that stopped
+/// after creating the group is finished instead of repeated.
+fn restore_step(
+    contents: &journal::Contents,
+    run: &str,
+    account: &AccountId,
+    group: &GroupId,
+    again: bool,
+) -> anyhow::Result<RestoreStep> {
+    match contents.latest_outcome(run, group) {
+        Some(JournalOutcome::Deleted | JournalOutcome::AlreadyAbsent) => {}
+        Some(JournalOutcome::Failed { error }) => bail!(
+            "group {group} was not deleted (its last recorded outcome is failed: {error}); \
+             nothing to restore. If it is gone all the same, the next `apply` (or daemon \
+             reconcile) records that from a fresh listing"
+        ),
+        None => bail!(
+            "group {group} was not deleted (its last recorded outcome is missing: the \
+             deletion was interrupted); nothing to restore. The next `apply` (or daemon \
+             reconcile) settles it from a fresh listing"
+        ),
+    }
+    match contents.latest_restore(account, group) {
+        Some(Record::Restore {
+            new_group_id,
+            members_restored: false,
+            ..
+        }) if !again => Ok(RestoreStep::AddMembers(new_group_id.clone())),
+        Some(Record::Restore { new_group_id, .. }) if !again => bail!(
+            "group {group} was already restored as {new_group_id}; pass --again to create \
+             another copy"
+        ),
+        _ => Ok(RestoreStep::Create),
+    }
+}
+
 pub async fn restore(args: &RestoreArgs) -> anyhow::Result<Outcome> {
     let path = journal_path(&args.journal, &args.state);
     let contents = journal::read(&path)?;
     let Some(Record::Intent {
+        run,
         account,
         group,
         members,
@@ -131,46 +187,75 @@ pub async fn restore(args: &RestoreArgs) -> anyhow::Result<Outcome> {
     else {
         bail!("no backup of group {} in {}", args.group, path.display());
     };
-    let client = connect::client(&args.api)?;
-    let created = client
-        .create_group(
-            account,
-            &group.name,
-            creatable_policies(group.policies.as_ref()),
-        )
-        .await
-        .with_context(|| format!("cannot recreate group {:?}", group.name))?;
+    let step = restore_step(&contents, run, account, &group.id, args.again)?;
+    // Opened before anything is created: a restore that cannot be recorded is not started.
+    let journal = Journal::open(&path)?;
+    let run = journal::new_run_id();
+    let record = |new_group_id: &GroupId, members_restored: bool| Record::Restore {
+        at: journal::now(),
+        run: run.clone(),
+        account: account.clone(),
+        group_id: group.id.clone(),
+        new_group_id: new_group_id.clone(),
+        members_restored,
+    };
     let member_ids: Vec<String> = members
         .iter()
         .flatten()
         .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
         .collect();
+    // A group without members to add is finished as soon as it is created.
+    let finished_on_create = step == RestoreStep::Create && member_ids.is_empty();
+    let client = connect::client(&args.api)?;
+    let new_id = match step {
+        RestoreStep::AddMembers(new_id) => {
+            eprintln!(
+                "Group {} was already recreated as {new_id}, without its members: adding them.",
+                group.id
+            );
+            new_id
+        }
+        RestoreStep::Create => {
+            let created = client
+                .create_group(
+                    account,
+                    &group.name,
+                    creatable_policies(group.policies.as_ref()),
+                )
+                .await
+                .with_context(|| format!("cannot recreate group {:?}", group.name))?;
+            journal
+                .append(&record(&created.id, finished_on_create))
+                .with_context(|| {
+                    format!(
+                        "group {:?} was recreated as {} but the journal could not record it",
+                        group.name, created.id
+                    )
+                })?;
+            created.id
+        }
+    };
     if !member_ids.is_empty() {
         client
-            .add_members(account, &created.id, &member_ids)
+            .add_members(account, &new_id, &member_ids)
             .await
             .with_context(|| {
                 format!(
-                    "group {:?} was recreated as {} but its members could not be added",
-                    group.name, created.id
+                    "group {:?} was recreated as {new_id} but its members could not be added; \
+                     re-run `cfgroups restore --group {}` to add them to {new_id}",
+                    group.name, group.id
                 )
             })?;
     }
-    let journal = Journal::open(&path)?;
-    journal.append(&Record::Restore {
-        at: journal::now(),
-        run: journal::new_run_id(),
-        account: account.clone(),
-        group_id: group.id.clone(),
-        new_group_id: created.id.clone(),
-    })?;
+    if !finished_on_create {
+        journal.append(&record(&new_id, true))?;
+    }
     if members.is_none() {
         eprintln!("The backup has no members (it was taken with --no-backup-members).");
     }
     print_out(&format!(
-        "Restored group {:?} in account {account} as {} with {} member(s).\n",
+        "Restored group {:?} in account {account} as {new_id} with {} member(s).\n",
         group.name,
-        created.id,
         member_ids.len()
     ))?;
     Ok(Outcome::Success)

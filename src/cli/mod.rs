@@ -91,7 +91,13 @@ pub enum Command {
     )]
     Journal(JournalArgs),
     /// Recreate a deleted group from its journal backup: name, policies, then members.
-    #[command(after_help = "Example:\n  cfgroups restore --group 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a")]
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups restore --group 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a\n\n",
+        "Only a group whose deletion the journal records as done is restored, and only once:\n",
+        "a second restore is refused unless --again is given. The restore is journaled as soon\n",
+        "as the group exists; if adding its members then fails, re-running the same command\n",
+        "adds them to that group instead of creating another.",
+    ))]
     Restore(RestoreArgs),
     /// Write what a source lists as a desired-state file (every group `present`, so planning
     /// with it shows no drift) or, with --snapshot, as a snapshot file.
@@ -192,7 +198,8 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct StateArgs {
     /// Where the journal lives. Default: $STATE_DIRECTORY (systemd), else
-    /// $XDG_STATE_HOME/cfgroups, else ~/.local/state/cfgroups.
+    /// $XDG_STATE_HOME/cfgroups, else ~/.local/state/cfgroups, else ./.cfgroups in the
+    /// current directory (with a warning: the journal holds the only backups).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -288,6 +295,9 @@ pub struct RestoreArgs {
     /// Read the backup from this journal file instead of the state directory's.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Create another copy of a group the journal records as already restored.
+    #[arg(long)]
+    pub again: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }

@@ -36,7 +36,9 @@ pub enum ExecError {
         status: std::process::ExitStatus,
         stderr: String,
     },
-    #[error("exec source: command `{command}` printed bad JSON: {source}; stderr: {stderr}")]
+    #[error(
+        "exec source: command `{command}` printed output that is not a listing: {source}; stderr: {stderr}"
+    )]
     Output {
         command: String,
         #[source]
@@ -55,12 +57,31 @@ pub struct ExecSource {
     timeout: Duration,
 }
 
-/// What a listing command may print: one account's `{"groups": [...]}`, or a whole snapshot.
+/// Just enough of a listing command's output to tell its shape: a whole snapshot has a
+/// top-level `accounts` key, one account's `{"groups": [...]}` does not.
 #[derive(Deserialize)]
-#[serde(untagged)]
+struct Shape {
+    #[serde(default)]
+    accounts: Option<serde::de::IgnoredAny>,
+}
+
+/// What a listing command may print: one account's `{"groups": [...]}`, or a whole snapshot.
 enum ExecOutput {
     Snapshot(Snapshot),
     Account(SnapshotAccount),
+}
+
+impl ExecOutput {
+    /// Tells the shape first, then parses it as exactly that shape, so a snapshot's
+    /// `format_version` is checked and every error names its field path and position.
+    fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
+        let shape: Shape = parse_document(text, origin)?;
+        if shape.accounts.is_some() {
+            Snapshot::parse(text, origin).map(Self::Snapshot)
+        } else {
+            parse_document(text, origin).map(Self::Account)
+        }
+    }
 }
 
 impl ExecSource {
@@ -109,7 +130,7 @@ impl ExecSource {
         }
         let text = String::from_utf8_lossy(&output.stdout);
         let origin = format!("output of `{command}`");
-        match parse_document::<ExecOutput>(&text, &origin) {
+        match ExecOutput::parse(&text, &origin) {
             Ok(ExecOutput::Account(entry)) => Ok(entry.groups),
             Ok(ExecOutput::Snapshot(mut snapshot)) => snapshot
                 .accounts
@@ -212,6 +233,56 @@ mod tests {
             "{err}"
         );
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_of_another_format_version_is_refused() {
+        let err = sh(&format!(
+            r#"echo '{{"format_version":2,"accounts":{{"{ACCOUNT}":{{"groups":[]}}}}}}'"#
+        ))
+        .list(&account())
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported format_version 2"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_group_id_in_an_account_names_its_field_path() {
+        let err = sh(r#"echo '{"groups":[{"id":"not-an-id","name":"Ops"}]}'"#)
+            .list(&account())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("groups[0].id"), "{err}");
+        assert!(err.contains("line 1 column"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_group_id_in_a_snapshot_names_its_field_path() {
+        let err = sh(&format!(
+            r#"echo '{{"format_version":1,"accounts":{{"{ACCOUNT}":{{"groups":[{{"id":"not-an-id","name":"Ops"}}]}}}}}}'"#
+        ))
+        .list(&account())
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("accounts.{ACCOUNT}.groups[0].id")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_group_id_in_yaml_names_its_field_path() {
+        let err = sh(r#"printf 'groups:\n  - id: not-an-id\n    name: Ops\n'"#)
+            .list(&account())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("groups[0].id"), "{err}");
     }
 
     #[test]
