@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::model::{AccountId, GroupId};
-use crate::source::snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot, SnapshotError, parse_document};
+use crate::source::snapshot::{
+    SNAPSHOT_FORMAT_VERSION, Snapshot, SnapshotError, load_versioned, parse_versioned,
+};
 
 /// The timestamp a group gets when its state file gives none.
 pub const DEFAULT_TIMESTAMP: &str = "2024-03-01T12:21:02Z";
@@ -144,23 +146,12 @@ impl FakeState {
 
     /// Parses state text (JSON, or YAML as snapshots allow); `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
-        let state: FakeState = parse_document(text, origin)?;
-        if state.format_version != SNAPSHOT_FORMAT_VERSION {
-            return Err(SnapshotError::Version {
-                origin: origin.to_owned(),
-                found: state.format_version,
-            });
-        }
-        Ok(state)
+        parse_versioned(text, origin, |state: &FakeState| state.format_version)
     }
 
     /// Reads a state (or snapshot) file.
     pub fn load(path: &Path) -> Result<Self, SnapshotError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        load_versioned(path, Self::parse)
     }
 
     /// Writes the state as pretty JSON, atomically (a temporary file renamed over `path`).

@@ -47,24 +47,42 @@ impl Snapshot {
     /// Parses snapshot text: JSON when it starts with `{`, YAML otherwise. `origin` names
     /// the text in errors (a path, or the command that printed it).
     pub fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
-        let snapshot: Snapshot = parse_document(text, origin)?;
-        if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
-            return Err(SnapshotError::Version {
-                origin: origin.to_owned(),
-                found: snapshot.format_version,
-            });
-        }
-        Ok(snapshot)
+        parse_versioned(text, origin, |snapshot: &Snapshot| snapshot.format_version)
     }
 
     /// Reads and parses a snapshot file.
     pub fn load(path: &Path) -> Result<Self, SnapshotError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        load_versioned(path, Self::parse)
     }
+}
+
+/// Parses a document in the snapshot format (or a superset of it, such as the fake API's
+/// state), refusing any `format_version` but this build's.
+pub(crate) fn parse_versioned<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    version: impl Fn(&T) -> u32,
+) -> Result<T, SnapshotError> {
+    let document: T = parse_document(text, origin)?;
+    match version(&document) {
+        SNAPSHOT_FORMAT_VERSION => Ok(document),
+        found => Err(SnapshotError::Version {
+            origin: origin.to_owned(),
+            found,
+        }),
+    }
+}
+
+/// Reads a file and parses it with `parse`, naming the file in errors.
+pub(crate) fn load_versioned<T>(
+    path: &Path,
+    parse: impl Fn(&str, &str) -> Result<T, SnapshotError>,
+) -> Result<T, SnapshotError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
 }
 
 /// Deserializes JSON or YAML text, naming the field path and position of the first error.
