@@ -290,9 +290,7 @@ impl Contents {
             .rev()
             .find(|record| matches!(record, Record::Intent { group: g, .. } if g.id == *group))
     }
-}
 
-impl Contents {
     /// The latest outcome recorded for the deletion announced by the intent of `run` and
     /// `group`; `None` when there is none (the deletion was interrupted).
     pub fn latest_outcome(&self, run: &str, group: &GroupId) -> Option<&Outcome> {
