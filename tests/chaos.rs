@@ -27,6 +27,7 @@
 //! `--nocapture`.
 
 mod common;
+mod daemon_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -37,12 +38,32 @@ use std::time::{Duration, Instant};
 use cfgroups::fake_api::{FakeState, Fault, Method, Route, default_chaos_faults};
 use cfgroups::journal::JOURNAL_FILE;
 use cfgroups::model::{AccountId, GroupId};
-use common::daemon::{Daemon, wait_until};
 use common::*;
+use daemon_support::{Daemon, DaemonOptions, wait_until};
 
 /// The seed of every random choice in this file.
 fn seed() -> u64 {
     env_or("CFGROUPS_CHAOS_SEED", 1)
+}
+
+/// `cfgroups run` on `config` against `fake` (with the apply tests' token), journaling under
+/// `state`, ticking every `interval`, with `args` after the usual ones; waits until it says it
+/// has started.
+fn start_daemon(
+    fake: &Fake,
+    config: &Path,
+    state: &Path,
+    interval: Duration,
+    args: &[&str],
+) -> Daemon {
+    args.iter()
+        .fold(
+            DaemonOptions::new(config, state, fake)
+                .env("CLOUDFLARE_API_TOKEN", TOKEN)
+                .interval(interval),
+            |options, arg| options.arg(*arg),
+        )
+        .blocking_start()
 }
 
 /// Replaces `dir/groups.yaml` the way an editor does: a whole new file renamed over the old.
@@ -200,13 +221,12 @@ fn daemon_under_random_faults_never_deletes_wrongly_and_converges() {
     replace_config(&conf, &good);
 
     let started = Instant::now();
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &fake,
         &conf.join("groups.yaml"),
         &state,
+        Duration::from_secs(1),
         &[
-            "--interval",
-            "1s",
             "--debounce",
             "50ms",
             "--request-timeout",
@@ -225,7 +245,7 @@ fn daemon_under_random_faults_never_deletes_wrongly_and_converges() {
     let patience = Duration::from_secs(90);
     for cycle in 0..cycles {
         last_seen = wait_until(patience, "the next reconcile", || {
-            let n = daemon.reconciles();
+            let n = daemon.blocking_reconciles();
             (n > last_seen).then_some(n)
         });
         rss.push(daemon.rss_kib());
@@ -236,7 +256,8 @@ fn daemon_under_random_faults_never_deletes_wrongly_and_converges() {
             // Revert the bad edit: the last good file again, byte for byte.
             replace_config(&conf, &good);
             wait_until(patience, "the revert to be reloaded", || {
-                (daemon.metric("cfgroups_config_last_reload_successful") == 1.0).then_some(())
+                (daemon.blocking_metric_total("cfgroups_config_last_reload_successful") == 1.0)
+                    .then_some(())
             });
             invalid_pending = false;
             *edits.entry("revert").or_default() += 1;
@@ -249,7 +270,8 @@ fn daemon_under_random_faults_never_deletes_wrongly_and_converges() {
             }
             replace_config(&conf, &text);
             wait_until(patience, "the invalid edit to be refused", || {
-                (daemon.metric("cfgroups_config_last_reload_successful") == 0.0).then_some(())
+                (daemon.blocking_metric_total("cfgroups_config_last_reload_successful") == 0.0)
+                    .then_some(())
             });
             invalid_pending = true;
             *edits.entry("invalid").or_default() += 1;
@@ -339,14 +361,8 @@ fn kill_9_during_run_then_restart_converges() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &scenario.configs);
     let state = dir.path().join("state");
-    let args = [
-        "--interval",
-        "1s",
-        "--max-requests",
-        "1000000",
-        "--budget-window",
-        "1s",
-    ];
+    let interval = Duration::from_secs(1);
+    let args = ["--max-requests", "1000000", "--budget-window", "1s"];
     let started = Instant::now();
     let mut torn = BTreeSet::new();
     let mut mid_plan = 0;
@@ -354,7 +370,7 @@ fn kill_9_during_run_then_restart_converges() {
     for kill in 0..kills {
         let before = fake.requests().count(Method::DELETE, Route::Delete);
         let left = planned - scenario.deleted(&fake.state());
-        let daemon = Daemon::start(&fake, &config, &state, &args);
+        let daemon = start_daemon(&fake, &config, &state, interval, &args);
         if rng.bool() || left < 10 {
             // A random moment: listing, settling the journal, or deleting.
             let at = Instant::now() + Duration::from_millis(rng.u64(0..300));
@@ -404,7 +420,7 @@ fn kill_9_during_run_then_restart_converges() {
     fake.set_latency(Duration::ZERO);
     let unsettled = journal(&state).unresolved().len();
     let deleted_by_kills = scenario.deleted(&fake.state());
-    let daemon = Daemon::start(&fake, &config, &state, &args);
+    let daemon = start_daemon(&fake, &config, &state, interval, &args);
     wait_until(
         Duration::from_secs(60),
         "convergence after the last restart",
@@ -555,18 +571,12 @@ fn a_server_limit_below_the_budget_is_backed_off_not_hammered() {
     let config = write_config(dir.path(), &scenario.configs);
     let state = dir.path().join("state");
     let started = Instant::now();
-    let daemon = Daemon::start(
+    let daemon = start_daemon(
         &fake,
         &config,
         &state,
-        &[
-            "--interval",
-            "2s",
-            "--max-requests",
-            "1000",
-            "--budget-window",
-            "5m",
-        ],
+        Duration::from_secs(2),
+        &["--max-requests", "1000", "--budget-window", "5m"],
     );
     let cpu_start = daemon.cpu_time();
     let neighbour = Neighbour::start(fake.addr(), Duration::from_secs(5));
@@ -579,7 +589,7 @@ fn a_server_limit_below_the_budget_is_backed_off_not_hammered() {
     let cpu = daemon.cpu_time() - cpu_start;
     let neighbour_lockouts = neighbour.stop();
     fake.wait_idle();
-    let rate_limited = daemon.metric("cfgroups_api_rate_limited_total");
+    let rate_limited = daemon.blocking_metric_total("cfgroups_api_rate_limited_total");
     drop(daemon);
     scenario.assert_converged(&fake.state());
 

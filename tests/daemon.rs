@@ -18,7 +18,7 @@ use tempfile::TempDir;
 
 use daemon_support::{
     DaemonOptions, TOKEN, WAIT, account, config_yaml, delete_count, eventually, group_id, metric,
-    wait_deleted, write_by_rename, write_in_place,
+    metric_total, wait_deleted, write_by_rename, write_in_place,
 };
 
 const NAMES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
@@ -716,4 +716,58 @@ async fn the_interval_tick_reconciles_without_any_other_trigger() {
             .events("SIGHUP: reloading the config and reconciling")
             .is_empty()
     );
+}
+
+/// The config is a symlink into another directory, as when it is managed elsewhere: the
+/// watch on the symlink's directory never hears of an edit to the target. The next interval
+/// tick re-reads it and deletes the group the edit marked absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interval_tick_rereads_a_config_the_watch_cannot_see() {
+    let a = account(15);
+    let state = FakeState::new()
+        .with_account(&a)
+        .with_group(
+            &a,
+            FakeGroup::new(format!("{:032x}", 0xf00d_0001_u64).parse().unwrap(), "Old"),
+        )
+        .with_group(
+            &a,
+            FakeGroup::new(format!("{:032x}", 0xf00d_0002_u64).parse().unwrap(), "Keep"),
+        );
+    let fake = FakeCloudflare::builder()
+        .token(TOKEN)
+        .state(state)
+        .start()
+        .await
+        .unwrap();
+    let dir = TempDir::new().unwrap();
+    let real = dir.path().join("real");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    let target = real.join("groups.yaml");
+    // "Old" starts present; then the edit marks it absent.
+    let config =
+        |old: &str| config_yaml(&[(&a, "report", &[("Keep", "present"), ("Old", old)])], 10);
+    write_in_place(&target, &config("present"));
+    symlink(&target, conf.join("groups.yaml")).unwrap();
+    let daemon = DaemonOptions::new(&conf.join("groups.yaml"), &dir.path().join("state"), &fake)
+        .interval(Duration::from_secs(1))
+        .start()
+        .await;
+    daemon
+        .wait_metrics_within("the first reconcile", Duration::from_secs(30), |text| {
+            (metric_total(text, "cfgroups_reconciles_total") >= 1.0).then_some(())
+        })
+        .await;
+    assert_eq!(fake.groups(&a).len(), 2);
+
+    write_in_place(&target, &config("absent"));
+    eventually(
+        "the edit to be carried out",
+        Duration::from_secs(30),
+        || (fake.groups(&a).len() == 1).then_some(()),
+    )
+    .await;
+    assert_eq!(fake.groups(&a)[0].name, "Keep");
 }

@@ -1,10 +1,9 @@
 //! Shared helpers of the apply tests: the fake Cloudflare API on a runtime of its own (so
 //! synchronous tests can drive the real binary against it), desired-state files, the
-//! `cfgroups` command wired to the fake, and checks over the fake's final state.
+//! `cfgroups` command wired to the fake, and checks over the fake's final state. Driving
+//! `cfgroups run` is `tests/daemon_support`'s job.
 
 #![allow(dead_code)]
-
-pub mod daemon;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,11 +2,15 @@
 //! config and a state directory, read its JSON log, query its health and metrics server,
 //! signal it, and kill it when the handle drops.
 //!
-//! Shared by `tests/daemon.rs` and `benches/daemon.rs`; not every helper is used by both.
+//! The one daemon harness of the suite, shared by `tests/daemon.rs`,
+//! `tests/secrets_everywhere.rs`, `tests/chaos.rs` and `benches/daemon.rs`; not every helper
+//! is used by all. Async tests use the `async` API; synchronous tests, whose fake runs on a
+//! runtime of its own, use [`DaemonOptions::blocking_start`], [`wait_until`] and the
+//! `blocking_` methods of [`Daemon`].
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -48,6 +52,22 @@ pub async fn eventually<T>(
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`; blocks the
+/// thread between checks, for synchronous tests.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL);
     }
 }
 
@@ -113,6 +133,22 @@ impl DaemonOptions {
 
     /// Starts the binary and waits until it logs the address it serves on.
     pub async fn start(self) -> Daemon {
+        let mut daemon = self.spawn();
+        let addr = eventually("the daemon's start line", WAIT, || daemon.started()).await;
+        daemon.addr = Some(addr);
+        daemon
+    }
+
+    /// [`start`](Self::start), blocking the thread while it waits: for synchronous tests.
+    pub fn blocking_start(self) -> Daemon {
+        let mut daemon = self.spawn();
+        let addr = wait_until(WAIT, "the daemon's start line", || daemon.started());
+        daemon.addr = Some(addr);
+        daemon
+    }
+
+    /// Starts the binary, with its log collected from now on.
+    fn spawn(self) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cfgroups"));
         command
             .arg("--log-format")
@@ -170,25 +206,13 @@ impl DaemonOptions {
                 }
             }
         });
-        let mut daemon = Daemon {
+        Daemon {
             child,
             log,
             addr: None,
-            state_dir: self.state_dir.clone(),
+            state_dir: self.state_dir,
             exited: None,
-        };
-        let addr = eventually("the daemon's start line", WAIT, || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!(
-                    "cfgroups run exited at start with {status}:\n{}",
-                    daemon.log.text()
-                );
-            }
-            daemon.log.find_field("cfgroups daemon started", "listen")
-        })
-        .await;
-        daemon.addr = Some(addr.parse().expect("a socket address in the start line"));
-        daemon
+        }
     }
 }
 
@@ -244,6 +268,19 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The address from the start line once it is logged; panics if the process exited
+    /// before it.
+    fn started(&mut self) -> Option<SocketAddr> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "cfgroups run exited at start with {status}:\n{}",
+                self.log.text()
+            );
+        }
+        let addr = self.log.find_field("cfgroups daemon started", "listen")?;
+        Some(addr.parse().expect("a socket address in the start line"))
+    }
+
     /// The health and metrics server's address, from the start line.
     pub fn addr(&self) -> SocketAddr {
         self.addr.expect("started")
@@ -271,8 +308,18 @@ impl Daemon {
     }
 
     /// Polls `/metrics` until `check` finds what it wants in the text.
-    pub async fn wait_metrics<T>(&self, what: &str, mut check: impl FnMut(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
+    pub async fn wait_metrics<T>(&self, what: &str, check: impl FnMut(&str) -> Option<T>) -> T {
+        self.wait_metrics_within(what, WAIT, check).await
+    }
+
+    /// [`wait_metrics`](Self::wait_metrics), giving up after `timeout`.
+    pub async fn wait_metrics_within<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
         loop {
             let text = self.metrics().await;
             if let Some(value) = check(&text) {
@@ -346,6 +393,53 @@ impl Daemon {
     pub fn proc_usage(&self) -> (u64, u64) {
         proc_usage(self.pid())
     }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_usage().0 / 1024
+    }
+
+    /// User plus system CPU time used so far.
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_millis(self.proc_usage().1 * 1000 / clock_ticks_per_second())
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(self) {
+        drop(self);
+    }
+
+    /// `GET /metrics` over a plain TCP stream, blocking the thread: for synchronous tests.
+    pub fn blocking_metrics(&self) -> String {
+        let addr = self.addr();
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("metrics server reachable");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The sum of every sample of metric `name` (all label sets), blocking the thread.
+    pub fn blocking_metric_total(&self, name: &str) -> f64 {
+        metric_total(&self.blocking_metrics(), name)
+    }
+
+    /// Finished reconciles, whatever their result, blocking the thread.
+    pub fn blocking_reconciles(&self) -> u64 {
+        self.blocking_metric_total("cfgroups_reconciles_total") as u64
+    }
 }
 
 impl Drop for Daemon {
@@ -367,6 +461,17 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         let value = line.strip_prefix(series)?.strip_prefix(' ')?;
         value.split_whitespace().next()?.parse().ok()
     })
+}
+
+/// The sum of every sample of metric `name` (all label sets) in OpenMetrics text.
+pub fn metric_total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// `(VmRSS in bytes, utime + stime in clock ticks)` of a process.
