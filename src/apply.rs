@@ -319,11 +319,9 @@ pub fn settle(journal: &Journal, observed: &Observed) -> Result<Vec<Record>, Jou
 ///
 /// Accounts whose listing failed stay unsettled until a listing succeeds.
 pub fn resolve_interrupted(contents: &journal::Contents, observed: &Observed) -> Vec<Record> {
-    let listed = |account: &AccountId, group: &ObservedGroup| match observed.get(account) {
-        Some(Ok(groups)) => Some(groups.iter().any(|g| g.id == group.id)),
-        _ => None,
-    };
-    let interrupted = contents.unresolved().into_iter().filter_map(|record| {
+    // The outcome a fresh listing gives an open intent; `None` leaves it open (its account
+    // was not listed, or a failed delete whose group is still there stays failed).
+    let settle = |record: &Record, interrupted: bool| {
         let Record::Intent {
             run,
             account,
@@ -333,12 +331,15 @@ pub fn resolve_interrupted(contents: &journal::Contents, observed: &Observed) ->
         else {
             return None;
         };
-        let outcome = if listed(account, group)? {
-            Outcome::Failed {
+        let Some(Ok(groups)) = observed.get(account) else {
+            return None;
+        };
+        let outcome = match (groups.iter().any(|g| g.id == group.id), interrupted) {
+            (false, _) => Outcome::Deleted,
+            (true, true) => Outcome::Failed {
                 error: "interrupted before the delete completed; the group still exists".to_owned(),
-            }
-        } else {
-            Outcome::Deleted
+            },
+            (true, false) => return None,
         };
         Some(Record::Outcome {
             at: journal::now(),
@@ -347,31 +348,15 @@ pub fn resolve_interrupted(contents: &journal::Contents, observed: &Observed) ->
             group_id: group.id.clone(),
             outcome,
         })
-    });
+    };
+    let interrupted = contents
+        .unresolved()
+        .into_iter()
+        .filter_map(|record| settle(record, true));
     let failed_but_gone = contents
         .failed_deletions()
         .into_iter()
-        .filter_map(|record| {
-            let Record::Intent {
-                run,
-                account,
-                group,
-                ..
-            } = record
-            else {
-                return None;
-            };
-            if listed(account, group)? {
-                return None;
-            }
-            Some(Record::Outcome {
-                at: journal::now(),
-                run: run.clone(),
-                account: account.clone(),
-                group_id: group.id.clone(),
-                outcome: Outcome::Deleted,
-            })
-        });
+        .filter_map(|record| settle(record, false));
     interrupted.chain(failed_but_gone).collect()
 }
 
