@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use cfgroups::plan::{PlanOptions, plan};
-use cfgroups::source::Observed;
+use cfgroups::model::Observed;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

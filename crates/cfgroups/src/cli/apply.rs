@@ -1,0 +1,257 @@
+//! `apply`: drive the reconcile pipeline once, with a person or a reviewed plan in the loop:
+//! show the fresh plan, check it against the reviewed one, ask, then delete.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::output::{confirm, print_out};
+use super::{ApplyArgs, Exit, connect};
+use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Progress};
+use crate::config::{self, DesiredState};
+use crate::journal::{JOURNAL_FILE, Journal, Record};
+use crate::model::DeletionOutcome;
+use crate::plan::{self, Plan, PlanOptions};
+use crate::reconcile::{Pipeline, PipelineOptions};
+use crate::report::{self, Format};
+use crate::saved_plan::{self, SavedPlan};
+use crate::source::{self, CloudflareSource, GroupSource, SourceSpec};
+use crate::state_dir;
+
+pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
+    let desired = config::load(&args.config.config)?;
+    let reviewed = args.plan.as_deref().map(SavedPlan::load).transpose()?;
+    if args.dry_run {
+        return dry_run(args, &desired, reviewed.as_ref()).await;
+    }
+    if args.source.source != SourceSpec::Cloudflare {
+        bail!(
+            "apply deletes through the live API, so it lists from it too: a snapshot or exec \
+             listing may be stale; use --source cloudflare, or --dry-run to preview"
+        );
+    }
+    let client = connect::client(&args.source.api)?;
+    let path = state_dir::resolve(args.state.state_dir.clone()).join(JOURNAL_FILE);
+    let journal = Arc::new(Journal::open(&path)?);
+    let options = PipelineOptions {
+        listing_concurrency: usize::from(args.source.concurrency),
+        apply: ApplyOptions {
+            backup_members: !args.no_backup_members,
+            concurrency: usize::from(args.apply_concurrency),
+        },
+        plan: PlanOptions { force: args.force },
+    };
+    let pipeline = Pipeline::new(CloudflareSource::new(client.clone()), client, journal, options);
+
+    let mut cycle = pipeline.observe(&desired).await?;
+    say_settled(&cycle.settled);
+    print_out(&report::render(
+        &cycle.plan,
+        &pipeline.source().describe(),
+        Format::Text,
+    ))?;
+    if let Some(reviewed) = &reviewed {
+        check_reviewed(reviewed, &desired, &cycle.plan)?;
+    }
+    let summary = cycle.plan.summary();
+    let unfinished = summary.blocked + summary.listing_failed > 0;
+    if summary.delete == 0 {
+        print_out("\nNothing to delete.\n")?;
+        return Ok(if unfinished { Exit::Failed } else { Exit::Success });
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "refusing to delete {} group(s) without confirmation: run on a terminal, or \
+                 pass --yes",
+                summary.delete
+            );
+        }
+        let agreed = confirm(
+            &mut std::io::stdin().lock(),
+            &mut std::io::stderr(),
+            summary.delete,
+        )?;
+        if !agreed {
+            eprintln!("Apply cancelled: nothing was deleted.");
+            return Ok(Exit::Failed);
+        }
+        // The answer may have come long after the listing: list again, and act only if the
+        // deletions are still exactly the ones just approved.
+        cycle = pipeline.confirm(&desired, &cycle).await?.map_err(|moved| {
+            anyhow::anyhow!(
+                "the live groups changed while waiting for the answer; nothing was deleted. \
+                 Differences (+ not approved, - approved but no longer planned):\n  {}",
+                moved.differences.join("\n  ")
+            )
+        })?;
+        say_settled(&cycle.settled);
+    }
+
+    let stop = CancellationToken::new();
+    watch_signals(stop.clone());
+    let bar = progress_bar(summary.delete as u64);
+    let on_progress = |progress: Progress<'_>| match &bar {
+        Some(bar) => {
+            bar.inc(1);
+            bar.set_message(progress.group.name.clone());
+        }
+        None => eprintln!(
+            "{} {} {} {:?}",
+            outcome_words(progress.outcome),
+            progress.account,
+            progress.group.id,
+            progress.group.name
+        ),
+    };
+    let result = pipeline.execute(&cycle, &stop, &on_progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let journal = pipeline.journal().path();
+    let applied = result.with_context(|| {
+        format!(
+            "journal {} could not be written; no further deletion was started",
+            journal.display()
+        )
+    })?;
+    print_out(&summary_text(&applied, journal))?;
+    Ok(if applied.complete() && !unfinished {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
+}
+
+/// `apply --dry-run`: list from any source, plan and show; no journal, no writes.
+async fn dry_run(
+    args: &ApplyArgs,
+    desired: &DesiredState,
+    reviewed: Option<&SavedPlan>,
+) -> anyhow::Result<Exit> {
+    let source = connect::source(&args.source)?;
+    let observed = source::list_accounts(
+        &source,
+        &desired.account_ids(),
+        usize::from(args.source.concurrency),
+    )
+    .await;
+    let plan = plan::plan(desired, &observed, PlanOptions { force: args.force });
+    print_out(&report::render(&plan, &source.describe(), Format::Text))?;
+    if let Some(reviewed) = reviewed {
+        check_reviewed(reviewed, desired, &plan)?;
+    }
+    eprintln!("Dry run: nothing was deleted.");
+    Ok(if plan.summary().listing_failed > 0 {
+        Exit::Failed
+    } else {
+        Exit::Success
+    })
+}
+
+/// Refuses a fresh plan whose deletions are not exactly the reviewed ones; warns when only
+/// the files changed.
+fn check_reviewed(reviewed: &SavedPlan, desired: &DesiredState, fresh: &Plan) -> anyhow::Result<()> {
+    let difference = reviewed.difference(&saved_plan::deletions(fresh));
+    if !difference.is_empty() {
+        bail!(
+            "the live state or the config moved since the plan was reviewed; nothing was \
+             deleted. Differences (+ not reviewed, - reviewed but no longer planned):\n  {}",
+            difference.join("\n  ")
+        );
+    }
+    // The deletions are what was reviewed and what safety rests on; an edit elsewhere in the
+    // files (a comment, a `present` group) does not stop the apply, but is said.
+    if reviewed.config_hash != desired.content_hash {
+        eprintln!(
+            "Warning: the desired-state files changed since the plan was reviewed; the \
+             deletions are identical, so applying."
+        );
+    }
+    Ok(())
+}
+
+/// Says what the fresh listing settled of what earlier runs left open (an intent without an
+/// outcome after a crash, a failed delete whose group is gone all the same).
+fn say_settled(settled: &[Record]) {
+    for record in settled {
+        if let Record::Outcome {
+            account,
+            group_id,
+            outcome,
+            ..
+        } = record
+        {
+            eprintln!(
+                "An earlier run left the deletion of group {group_id} in account {account} \
+                 unsettled (interrupted, or failed); from the fresh listing: {}",
+                outcome_words(outcome)
+            );
+        }
+    }
+}
+
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} deleted {wide_msg}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn outcome_words(outcome: &DeletionOutcome) -> String {
+    match outcome {
+        DeletionOutcome::Failed { error } => format!("failed ({error})"),
+        other => other.as_str().replace('_', "-"),
+    }
+}
+
+fn summary_text(applied: &ApplySummary, journal: &std::path::Path) -> String {
+    let line = |t: &AccountTally| {
+        format!(
+            "{} deleted, {} already absent, {} failed, {} blocked, {} not started",
+            t.deleted, t.already_absent, t.failed, t.blocked, t.not_started
+        )
+    };
+    let mut text = format!("\nApply: {}.\n", line(&applied.total()));
+    for (account, tally) in &applied.accounts {
+        text.push_str(&format!("  {account}: {}\n", line(tally)));
+    }
+    if !applied.members_backed_up {
+        text.push_str("Members were NOT backed up (--no-backup-members): a restore recreates groups without members.\n");
+    }
+    text.push_str(&format!("Journal: {}\n", journal.display()));
+    text
+}
+
+/// First SIGINT/SIGTERM: start no new deletion, let the ones in flight finish and be
+/// journaled. Second: exit at once (a line torn by the exit is ended by the next writer and
+/// skipped by readers).
+fn watch_signals(stop: CancellationToken) {
+    tokio::spawn(async move {
+        if wait_for_signal().await.is_err() {
+            return;
+        }
+        stop.cancel();
+        eprintln!(
+            "Stopping: no new deletion starts; those in flight finish. Signal again to exit now."
+        );
+        if wait_for_signal().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
+    }
+}

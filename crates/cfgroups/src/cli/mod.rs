@@ -1,0 +1,393 @@
+//! The command line: clap definitions, command dispatch, and the one place where results
+//! become exit codes. Each command lives in its own file.
+
+mod apply;
+mod connect;
+mod export;
+mod journal;
+mod output;
+mod plan;
+mod run;
+mod shell;
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report;
+use crate::source::SourceSpec;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; with --detailed-exitcode, no drift
+  1  error: bad config, a listing that failed, a deletion that failed or was blocked
+  2  with --detailed-exitcode: drift (something to delete, blocked, missing or unmanaged)
+
+Credentials (live API only): CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY,
+or --api-token-file (under systemd: $CREDENTIALS_DIRECTORY/cloudflare-api-token).";
+
+/// Keep Cloudflare IAM user groups exactly as a YAML file says.
+#[derive(Debug, Parser)]
+#[command(name = "cfgroups", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log line format on stderr. `RUST_LOG` filters what is logged.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Colour in reports: `auto` (only on a terminal, and not when `NO_COLOR` is set),
+    /// `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Only on a terminal; `NO_COLOR` turns it off, `CLICOLOR_FORCE=1` forces it.
+    Auto,
+    /// Always, even into a pipe or with `NO_COLOR` set.
+    Always,
+    /// Never.
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the desired-state file(s) offline; list every problem.
+    #[command(after_help = "Example:\n  cfgroups validate --config groups.yaml")]
+    Validate(ConfigArgs),
+    /// Report drift between the desired state and what a source lists. Changes nothing.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups plan --config examples/groups.yaml --source snapshot:examples/snapshot.json\n\n",
+        "Exit codes:\n  0  no drift, or drift without --detailed-exitcode\n  1  error, or an account could not be listed\n  2  drift, with --detailed-exitcode",
+    ))]
+    Plan(PlanArgs),
+    /// Delete the groups a fresh plan marks `delete`, journaling a backup of each first.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups apply --config groups.yaml              # shows the plan, asks for `yes`\n",
+        "  cfgroups apply --config groups.yaml --plan plan.json --yes   # CI: exactly the reviewed plan\n\n",
+        "Exit codes:\n  0  everything planned was done\n  1  error, or a deletion failed, was blocked or was not started",
+    ))]
+    Apply(ApplyArgs),
+    /// Run as a daemon: reconcile on start, on every config change, on an interval and on
+    /// SIGHUP; serve /healthz, /readyz and /metrics.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups run --config /etc/cfgroups --interval 5m --listen 127.0.0.1:9184\n\n",
+        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.",
+    ))]
+    Run(RunArgs),
+    /// List what the journal recorded: deletions, their outcomes, restores.
+    #[command(
+        after_help = "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353"
+    )]
+    Journal(JournalArgs),
+    /// Recreate a deleted group from its journal backup: name, policies, then members.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups restore --group 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a\n\n",
+        "Only a group whose deletion the journal records as done is restored, and only once:\n",
+        "a second restore is refused unless --again is given. The restore is journaled as soon\n",
+        "as the group exists; if adding its members then fails, re-running the same command\n",
+        "adds them to that group instead of creating another.",
+    ))]
+    Restore(RestoreArgs),
+    /// Write what a source lists as a desired-state file (every group `present`, so planning
+    /// with it shows no drift) or, with --snapshot, as a snapshot file.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 > production.yaml\n",
+        "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --snapshot --output json > snapshot.json\n",
+        "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --source snapshot:examples/snapshot.json\n\n",
+        "A group whose name is shared by several groups (or blank) is declared by id only, with a\n",
+        "comment. SOURCE_DATE_EPOCH pins the export time of the header.\n\n",
+        "Exit codes:\n  0  exported\n  1  error, or an account could not be listed (nothing is written to stdout)",
+    ))]
+    Export(ExportArgs),
+    /// Print the JSON Schema (draft-07) of the desired-state file, for editors and linters.
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups schema > cfgroups.schema.json\n",
+        "  # then start each desired-state file with:\n",
+        "  # yaml-language-server: $schema=cfgroups.schema.json",
+    ))]
+    Schema,
+    /// Print a shell completion script.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups completions bash > ~/.local/share/bash-completion/completions/cfgroups\n",
+        "  cfgroups completions zsh > ~/.zfunc/_cfgroups\n",
+        "  cfgroups completions fish > ~/.config/fish/completions/cfgroups.fish\n",
+        "  cfgroups completions powershell >> $PROFILE",
+    ))]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of cfgroups or of one of its commands.
+    #[command(after_help = concat!(
+        "Examples:\n  cfgroups man > /usr/local/share/man/man1/cfgroups.1\n",
+        "  cfgroups man plan | man -l -",
+    ))]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Desired-state file, or a directory of *.yaml / *.yml files.
+    #[arg(long, short = 'c', env = "CFGROUPS_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// How to reach the live API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// API base URL; plain http:// only to loopback.
+    #[arg(long, env = "CLOUDFLARE_BASE_URL", value_name = "URL")]
+    pub api_base_url: Option<String>,
+    /// Read the API token from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Most API requests in any rolling --budget-window (Cloudflare allows 1200 per 5 minutes).
+    #[arg(long, default_value = "1000", value_name = "N")]
+    pub max_requests: NonZeroU32,
+    /// The window of --max-requests.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub budget_window: Duration,
+    /// Time allowed for one request attempt.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Time allowed to connect.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Where observed groups come from: `cloudflare`, `snapshot:FILE` or `exec:COMMAND`.
+    #[arg(long, short = 's', default_value = "cloudflare")]
+    pub source: SourceSpec,
+    /// How many accounts are listed at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// How long an `exec:` listing command may run.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub exec_timeout: Duration,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+    /// Exit 2 when there is drift (as `terraform plan -detailed-exitcode` does).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Also save the planned deletions to FILE, for `apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// A report format, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<ReportFormat> for report::Format {
+    fn from(format: ReportFormat) -> Self {
+        match format {
+            ReportFormat::Text => Self::Text,
+            ReportFormat::Json => Self::Json,
+            ReportFormat::Markdown => Self::Markdown,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Where the journal lives. Default: $STATE_DIRECTORY (systemd), else
+    /// $XDG_STATE_HOME/cfgroups, else ~/.local/state/cfgroups, else ./.cfgroups in the
+    /// current directory (with a warning: the journal holds the only backups).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Delete even when an account plans more than its `max_deletes`.
+    #[arg(long)]
+    pub force: bool,
+    /// Apply only if the fresh plan deletes exactly what FILE (from `plan --out`) lists.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Show the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the members backup (one request less per deletion; a restore then recreates
+    /// the group without its members).
+    #[arg(long)]
+    pub no_backup_members: bool,
+    /// Deletions in flight at once, across all accounts.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub apply_concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Report drift forever; never delete.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Time between full reconciles; each tick lands up to 10% early or late.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// How many accounts are listed at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Deletions in flight at once, across all accounts.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub apply_concurrency: u16,
+    /// Skip the members backup before each deletion.
+    #[arg(long)]
+    pub no_backup_members: bool,
+    /// How long config changes settle before a reload.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub debounce: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read this journal file instead of the state directory's.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Only this account.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<crate::model::AccountId>,
+    /// `text` or `json` (one record per line, as stored).
+    #[arg(long, short = 'o', default_value = "text")]
+    pub output: JournalFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JournalFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The id the deleted group had.
+    #[arg(long, value_name = "ID")]
+    pub group: crate::model::GroupId,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Read the backup from this journal file instead of the state directory's.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Create another copy of a group the journal records as already restored.
+    #[arg(long)]
+    pub again: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// An account to export; repeat for several.
+    #[arg(long = "account", value_name = "ID", required = true)]
+    pub accounts: Vec<crate::model::AccountId>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// File format.
+    #[arg(long, short = 'o', value_enum, default_value_t = ExportFormat::Yaml)]
+    pub output: ExportFormat,
+    /// Write the snapshot format (what `--source snapshot:FILE` reads) instead of a
+    /// desired-state file.
+    #[arg(long)]
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command whose page to print instead of the main page, e.g. `plan`.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// Drift found and `--detailed-exitcode` asked to be told.
+    Drift,
+    /// The command finished and reported, but part of its work failed.
+    Failed,
+}
+
+/// Maps a command's result to the process exit code. The only place exit codes are chosen.
+pub fn exit_code(result: &anyhow::Result<Exit>) -> u8 {
+    match result {
+        Ok(Exit::Success) => 0,
+        Ok(Exit::Drift) => 2,
+        Ok(Exit::Failed) | Err(_) => 1,
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    output::set_color(cli.color);
+    match cli.command {
+        Command::Validate(args) => plan::validate(&args),
+        Command::Plan(args) => plan::plan(&args).await,
+        Command::Apply(args) => apply::apply(&args).await,
+        Command::Run(args) => run::run(&args).await,
+        Command::Journal(args) => journal::show(&args),
+        Command::Restore(args) => journal::restore(&args).await,
+        Command::Export(args) => export::export(&args).await,
+        Command::Schema => shell::schema(),
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man(args) => shell::man(&args),
+    }
+}

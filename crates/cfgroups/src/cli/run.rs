@@ -1,0 +1,124 @@
+//! `run`: start the daemon — load the config, serve health and metrics, watch the config,
+//! handle signals, and hand over to the reconcile loop.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{Exit, RunArgs, connect};
+use crate::apply::ApplyOptions;
+use crate::config;
+use crate::daemon::controller::{Controller, ControllerOptions, Telemetry, Wakers};
+use crate::daemon::{ConfigWatcher, Health, Metrics, serve, systemd};
+use crate::journal::{JOURNAL_FILE, Journal};
+use crate::plan::PlanOptions;
+use crate::reconcile::{Pipeline, PipelineOptions};
+use crate::source::CloudflareSource;
+use crate::state_dir;
+
+pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
+    let desired = config::load(&args.config.config)?;
+    let state_dir = state_dir::resolve(args.state.state_dir.clone());
+    let journal = Arc::new(Journal::open(&state_dir.join(JOURNAL_FILE))?);
+    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
+    metrics.record_reload(true, SystemTime::now());
+    let client = connect::observed_client(&args.api, Arc::new(metrics.clone()))?;
+    let health = Health::new(args.interval);
+    let server = serve(args.listen, health.clone(), metrics.clone())
+        .await
+        .context("cannot serve health and metrics")?;
+    tracing::info!(
+        listen = %server.local_addr(),
+        accounts = desired.accounts.len(),
+        dry_run = args.dry_run,
+        interval = %humantime::format_duration(args.interval),
+        "cfgroups daemon started"
+    );
+    let (_watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
+
+    let stop = CancellationToken::new();
+    let (hangup_tx, hangup) = mpsc::channel(1);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    handle_signals(stop.clone(), hangup_tx, shutdown_tx)?;
+
+    let telemetry = Telemetry {
+        metrics,
+        health,
+        budget: client.budget().clone(),
+    };
+    // The daemon never forces past `max_deletes`: that override is one-shot `apply --force`.
+    let pipeline = Pipeline::new(
+        CloudflareSource::new(client.clone()),
+        client,
+        journal,
+        PipelineOptions {
+            listing_concurrency: usize::from(args.concurrency),
+            apply: ApplyOptions {
+                backup_members: !args.no_backup_members,
+                concurrency: usize::from(args.apply_concurrency),
+            },
+            plan: PlanOptions::default(),
+        },
+    );
+    let options = ControllerOptions {
+        config: args.config.config.clone(),
+        state_dir,
+        dry_run: args.dry_run,
+        interval: args.interval,
+        settle: args.debounce,
+    };
+    let controller = Controller::new(options, desired, pipeline, telemetry, stop);
+    if let Err(e) = systemd::notify_ready() {
+        tracing::warn!(error = %e, "systemd readiness notification failed");
+    }
+    controller
+        .run(Wakers {
+            config_changed,
+            hangup,
+            shutdown,
+        })
+        .await;
+    server.shutdown().await?;
+    Ok(Exit::Success)
+}
+
+/// SIGHUP wakes the loop; the first SIGTERM/SIGINT stops it between deletions; a second
+/// one exits at once.
+fn handle_signals(
+    stop: CancellationToken,
+    hangup: mpsc::Sender<()>,
+    shutdown: watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let stopping = tokio::select! {
+                Some(()) = hup.recv() => false,
+                Some(()) = term.recv() => true,
+                Some(()) = int.recv() => true,
+                else => return,
+            };
+            if !stopping {
+                let _ = hangup.try_send(());
+                continue;
+            }
+            if stop.is_cancelled() {
+                tracing::warn!("second stop signal: exiting now");
+                std::process::exit(130);
+            }
+            tracing::info!("stopping: finishing the deletion in flight, starting no new one");
+            stop.cancel();
+            let _ = shutdown.send(true);
+            if let Err(e) = systemd::notify_stopping() {
+                tracing::warn!(error = %e, "systemd stopping notification failed");
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The reconcile loop of `cfgroups run`: wakes on start, a config change, the interval tick,
+//! a retry of a failed account, or SIGHUP; re-reads the config (keeping the last good one
+//! when the new one is invalid); runs the reconcile pipeline `apply` uses; and reports
+//! through metrics, the health state, `last-report.json` and systemd.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant as StdInstant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{Metrics, ReconcileResult};
+use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
+use super::server::Health;
+use super::systemd;
+use super::watcher::{Reload, ReloadGate};
+use crate::apply::{ApplySummary, Progress};
+use crate::cloudflare::{Budget, Client};
+use crate::config::{self, DesiredState};
+use crate::model::AccountId;
+use crate::plan::{Listing, Plan};
+use crate::reconcile::{Pipeline, Reconciled};
+use crate::report;
+use crate::source::{CloudflareSource, GroupSource};
+
+/// The daemon's report of the last reconcile, inside the state directory.
+pub const LAST_REPORT_FILE: &str = "last-report.json";
+
+/// The pipeline the daemon drives: listings and deletions both through the live API.
+pub type DaemonPipeline = Pipeline<CloudflareSource, Client>;
+
+/// How the daemon behaves, from `cfgroups run`'s flags.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    /// Report drift forever, never delete.
+    pub dry_run: bool,
+    /// Time between full reconciles.
+    pub interval: Duration,
+    /// How long new config content must stay unchanged before it is taken.
+    pub settle: Duration,
+}
+
+/// Where the controller reports what it does.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub metrics: Metrics,
+    pub health: Health,
+    /// The client's request budget, for `cfgroups_api_budget_remaining`.
+    pub budget: Budget,
+}
+
+/// What wakes the loop besides its own timetable.
+pub struct Wakers {
+    /// "The config may have changed" from the watcher.
+    pub config_changed: mpsc::Receiver<()>,
+    /// SIGHUP.
+    pub hangup: mpsc::Receiver<()>,
+    /// Becomes `true` on SIGTERM/SIGINT.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The reconcile loop's state.
+pub struct Controller {
+    options: ControllerOptions,
+    desired: DesiredState,
+    gate: ReloadGate,
+    pipeline: DaemonPipeline,
+    telemetry: Telemetry,
+    schedule: Schedule,
+    stop: CancellationToken,
+    watchdog: Option<Duration>,
+}
+
+impl Controller {
+    /// A controller over an already validated `desired` state. `stop` is cancelled on
+    /// SIGTERM: listings are abandoned, deletions in flight finish, none starts.
+    pub fn new(
+        options: ControllerOptions,
+        desired: DesiredState,
+        pipeline: DaemonPipeline,
+        telemetry: Telemetry,
+        stop: CancellationToken,
+    ) -> Self {
+        let mut gate = ReloadGate::new();
+        gate.observe(&desired);
+        let schedule = Schedule::new(
+            options.interval,
+            DEFAULT_JITTER,
+            DEFAULT_RETRY_BASE,
+            Instant::now(),
+        );
+        Self {
+            options,
+            desired,
+            gate,
+            pipeline,
+            telemetry,
+            schedule,
+            stop,
+            watchdog: systemd::watchdog_interval(),
+        }
+    }
+
+    /// Runs until shutdown: reconciles once at start, then on every trigger.
+    pub async fn run(mut self, mut wakers: Wakers) {
+        self.reconcile(None).await;
+        self.telemetry.health.set_ready(true);
+        loop {
+            if *wakers.shutdown.borrow() {
+                break;
+            }
+            let heartbeat = self.heartbeat_period();
+            let scope = tokio::select! {
+                _ = tokio::time::sleep_until(self.schedule.next_wake()) => {
+                    match self.schedule.due(Instant::now()) {
+                        // The tick re-reads the config too: it is how changes the watch
+                        // cannot see (a symlink into another directory, a network file
+                        // system) are picked up.
+                        Some(Due::Everything) => {
+                            self.reload(false).await;
+                            Some(None)
+                        }
+                        Some(Due::Retry(accounts)) => Some(Some(accounts)),
+                        None => None,
+                    }
+                }
+                changed = wakers.config_changed.recv(), if !wakers.config_changed.is_closed() => {
+                    if changed.is_some() && self.reload(false).await { Some(None) } else { None }
+                }
+                Some(()) = wakers.hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config and reconciling");
+                    self.reload(true).await;
+                    Some(None)
+                }
+                _ = wakers.shutdown.changed() => None,
+                _ = tokio::time::sleep(heartbeat) => None,
+            };
+            self.beat();
+            if *wakers.shutdown.borrow() {
+                break;
+            }
+            if let Some(scope) = scope {
+                self.reconcile(scope.as_deref()).await;
+            }
+        }
+        tracing::info!("stopped");
+    }
+
+    fn heartbeat_period(&self) -> Duration {
+        self.watchdog.unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The loop is alive: for `/healthz` and the systemd watchdog.
+    fn beat(&self) {
+        self.telemetry.health.tick();
+        if self.watchdog.is_some()
+            && let Err(e) = systemd::notify_watchdog()
+        {
+            tracing::warn!(error = %e, "systemd watchdog notification failed");
+        }
+    }
+
+    /// Re-reads the config. Returns whether a reconcile is called for: the content changed,
+    /// or `always` (SIGHUP). An invalid config keeps the last good one and deletes nothing.
+    ///
+    /// New content is read twice, `settle` apart, and taken only when both reads agree: a
+    /// file caught half-written can still be valid YAML (a list cut at an item boundary),
+    /// and under `unmanaged: delete` the groups it no longer names would be pruned. A file
+    /// still changing is left for the next event.
+    async fn reload(&mut self, always: bool) -> bool {
+        let metrics = &self.telemetry.metrics;
+        let desired = match config::load(&self.options.config) {
+            Ok(first) if self.gate.last_hash() != Some(first.content_hash.as_str()) => {
+                tokio::time::sleep(self.options.settle).await;
+                match config::load(&self.options.config) {
+                    Ok(second) if second.content_hash == first.content_hash => Ok(second),
+                    Ok(_) => {
+                        tracing::info!("the config is still changing; waiting for it to settle");
+                        return always;
+                    }
+                    Err(errors) => Err(errors),
+                }
+            }
+            other => other,
+        };
+        match desired {
+            Ok(desired) => {
+                metrics.record_reload(true, SystemTime::now());
+                let changed = self.gate.observe(&desired) == Reload::Changed;
+                if changed {
+                    tracing::info!(
+                        accounts = desired.accounts.len(),
+                        "config changed; reloaded"
+                    );
+                    for gone in self
+                        .desired
+                        .accounts
+                        .iter()
+                        .filter(|old| !desired.accounts.iter().any(|new| new.id == old.id))
+                    {
+                        metrics.forget_account(&gone.id);
+                        self.schedule.forget(&gone.id);
+                    }
+                    self.desired = desired;
+                }
+                changed || always
+            }
+            Err(errors) => {
+                metrics.record_reload(false, SystemTime::now());
+                tracing::error!(
+                    errors = %errors,
+                    "the config is invalid; keeping the last good config, deleting nothing new"
+                );
+                always
+            }
+        }
+    }
+
+    /// Runs the pipeline for every account, or just `only`, and reports the cycle.
+    async fn reconcile(&mut self, only: Option<&[AccountId]>) {
+        let started = StdInstant::now();
+        // A retry may name an account the config has dropped since: it is not ours any more.
+        let mut scoped = self.desired.clone();
+        if let Some(only) = only {
+            scoped.accounts.retain(|account| only.contains(&account.id));
+        }
+        let accounts = scoped.account_ids();
+
+        let telemetry = &self.telemetry;
+        let on_progress = |progress: Progress<'_>| {
+            telemetry.health.tick();
+            telemetry
+                .metrics
+                .record_deletion(progress.account, progress.outcome);
+        };
+        let reconciling =
+            self.pipeline
+                .reconcile(&scoped, self.options.dry_run, &self.stop, &on_progress);
+        let (plan, applied) = match self.with_heartbeat(reconciling).await {
+            Ok(Reconciled::Abandoned) => {
+                self.telemetry
+                    .metrics
+                    .record_reconcile(ReconcileResult::Skipped, started.elapsed());
+                return;
+            }
+            Ok(Reconciled::Done { cycle, applied }) => {
+                for record in &cycle.settled {
+                    tracing::warn!(
+                        ?record,
+                        "settled an earlier deletion from the fresh listing"
+                    );
+                }
+                (cycle.plan, applied)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the journal cannot be used; nothing is deleted");
+                self.telemetry
+                    .metrics
+                    .record_reconcile(ReconcileResult::Failure, started.elapsed());
+                self.schedule.record(&accounts, &[], Instant::now());
+                return;
+            }
+        };
+
+        let mut failed_accounts: Vec<AccountId> = plan
+            .accounts
+            .iter()
+            .filter(|a| matches!(a.listing, Listing::ListingFailed { .. }))
+            .map(|a| a.id.clone())
+            .collect();
+        let mut result = ReconcileResult::Success;
+        match applied {
+            Some(Ok(summary)) => failed_accounts.extend(failed_in(&summary)),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "deletions stopped");
+                result = ReconcileResult::Failure;
+            }
+            None => {}
+        }
+        failed_accounts.sort();
+        failed_accounts.dedup();
+        if !failed_accounts.is_empty() {
+            result = ReconcileResult::Failure;
+        }
+        self.report(&plan, &accounts, &failed_accounts, result, started, only.is_none());
+        self.beat();
+    }
+
+    /// Metrics, schedule, `last-report.json`, the log line and the systemd status of one
+    /// finished cycle.
+    fn report(
+        &mut self,
+        plan: &Plan,
+        accounts: &[AccountId],
+        failed_accounts: &[AccountId],
+        result: ReconcileResult,
+        started: StdInstant,
+        full: bool,
+    ) {
+        let metrics = &self.telemetry.metrics;
+        let now = SystemTime::now();
+        let succeeded: Vec<AccountId> = accounts
+            .iter()
+            .filter(|a| !failed_accounts.contains(a))
+            .cloned()
+            .collect();
+        for account in &plan.accounts {
+            metrics.set_drift(&account.id, &account.summary());
+        }
+        for account in &succeeded {
+            metrics.record_account_success(account, now);
+        }
+        let budget = self.telemetry.budget.snapshot();
+        metrics.set_budget_remaining(u64::from(budget.remaining_in_window));
+        metrics.record_reconcile(result, started.elapsed());
+        self.schedule
+            .record(failed_accounts, &succeeded, Instant::now());
+        if full {
+            self.schedule.reset_tick(Instant::now());
+            let source = self.pipeline.source().describe();
+            if let Err(e) = write_report(&self.options.state_dir, plan, &source) {
+                tracing::warn!(error = %e, "cannot write {LAST_REPORT_FILE}");
+            }
+        }
+        let summary = plan.summary();
+        let status = format!(
+            "planned {} to delete, {} blocked, {} missing, {} unmanaged, {} accounts failing",
+            summary.delete,
+            summary.blocked,
+            summary.missing,
+            summary.unmanaged,
+            failed_accounts.len()
+        );
+        tracing::info!(
+            result = result.as_str(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            dry_run = self.options.dry_run,
+            "reconciled: {status}"
+        );
+        if let Err(e) = systemd::notify_status(&status) {
+            tracing::warn!(error = %e, "systemd status notification failed");
+        }
+    }
+
+    /// Runs `work` while still telling `/healthz` and the systemd watchdog that the loop is
+    /// alive: a long reconcile is progress, not a hang (every request has a deadline).
+    async fn with_heartbeat<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        let mut ticker = tokio::time::interval(self.heartbeat_period());
+        loop {
+            tokio::select! {
+                output = &mut work => return output,
+                _ = ticker.tick() => self.beat(),
+            }
+        }
+    }
+}
+
+/// The accounts in which a deletion failed.
+fn failed_in(summary: &ApplySummary) -> impl Iterator<Item = AccountId> + '_ {
+    summary
+        .accounts
+        .iter()
+        .filter(|(_, tally)| tally.failed > 0)
+        .map(|(account, _)| account.clone())
+}
+
+/// Writes the report atomically: readers see the old one or the new one, never half.
+pub fn write_report(state_dir: &Path, plan: &Plan, source: &str) -> std::io::Result<()> {
+    let path = state_dir.join(LAST_REPORT_FILE);
+    let temp = state_dir.join(format!(".{LAST_REPORT_FILE}.tmp"));
+    std::fs::write(&temp, report::json(plan, source))?;
+    std::fs::rename(&temp, &path)
+}

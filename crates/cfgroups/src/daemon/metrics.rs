@@ -1,0 +1,639 @@
+//! The daemon's Prometheus metrics: every series it exports, their help text, and small typed
+//! methods to update them, encoded as OpenMetrics text for `/metrics`.
+//!
+//! Every name starts with `cfgroups_`. Counters carry the OpenMetrics `_total` suffix, times
+//! are in seconds (`# UNIT seconds`), and timestamps are unix seconds, so alerts read
+//! naturally: `time() - cfgroups_account_last_success_timestamp_seconds > 3600`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+use crate::model::{AccountId, DeletionOutcome};
+use crate::plan::Summary;
+
+/// The HTTP content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How one reconcile of all accounts ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReconcileResult {
+    /// Every account was listed and every planned deletion was done or safely blocked.
+    Success,
+    /// At least one account failed (listing, deletion, journal).
+    Failure,
+    /// Nothing was attempted (no usable config yet, or the request budget was spent).
+    Skipped,
+}
+
+impl ReconcileResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// The drift kinds exported per account: every plan action except `in_sync`, plus a failed
+/// listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftKind {
+    Delete,
+    Blocked,
+    Missing,
+    Unmanaged,
+    ListingFailed,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 5] = [
+        Self::Delete,
+        Self::Blocked,
+        Self::Missing,
+        Self::Unmanaged,
+        Self::ListingFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delete => "delete",
+            Self::Blocked => "blocked",
+            Self::Missing => "missing",
+            Self::Unmanaged => "unmanaged",
+            Self::ListingFailed => "listing_failed",
+        }
+    }
+}
+
+macro_rules! label_value {
+    ($($ty:ty),*) => {$(
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+                fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    )*};
+}
+label_value!(ReconcileResult, DriftKind);
+
+impl DriftKind {
+    /// This kind's count in an account's plan summary.
+    fn count(self, summary: &Summary) -> usize {
+        match self {
+            Self::Delete => summary.delete,
+            Self::Blocked => summary.blocked,
+            Self::Missing => summary.missing,
+            Self::Unmanaged => summary.unmanaged,
+            Self::ListingFailed => summary.listing_failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: ReconcileResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DriftLabels {
+    account: String,
+    kind: DriftKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeletionLabels {
+    account: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the daemon exports. Cheap to clone: clones share the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    drift: Family<DriftLabels, Gauge>,
+    deletions: Family<DeletionLabels, Counter>,
+    api_requests: Family<RequestLabels, Counter>,
+    api_retries: Counter,
+    api_rate_limited: Counter,
+    budget_remaining: Gauge,
+    reload_ok: Gauge,
+    reload_timestamp: FloatGauge,
+    account_success: Family<AccountLabels, FloatGauge>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; `version` labels `cfgroups_build_info`.
+    pub fn new(version: &str) -> Self {
+        let mut registry = Registry::with_prefix("cfgroups");
+
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        // Every result from zero, so `rate()` and `increase()` work from the first failure.
+        for result in [
+            ReconcileResult::Success,
+            ReconcileResult::Failure,
+            ReconcileResult::Skipped,
+        ] {
+            let _ = reconciles.get_or_create(&ResultLabels { result });
+        }
+        registry.register(
+            "reconciles",
+            "Reconciles of all accounts, by result (success, failure, skipped)",
+            reconciles.clone(),
+        );
+        // 0.1 s to about 7 minutes: one account from a snapshot up to many accounts held
+        // back by the request budget.
+        let reconcile_duration = Histogram::new(exponential_buckets(0.1, 2.0, 13));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Wall time of one reconcile of all accounts",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let drift = Family::<DriftLabels, Gauge>::default();
+        registry.register(
+            "drift_groups",
+            "Groups not in sync after the last reconcile, by account and kind (delete, blocked, missing, unmanaged; listing_failed is 1 when the account could not be listed)",
+            drift.clone(),
+        );
+        let deletions = Family::<DeletionLabels, Counter>::default();
+        registry.register(
+            "deletions",
+            "Group deletions attempted, by account and result (deleted, already_absent, failed)",
+            deletions.clone(),
+        );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Cloudflare API responses, by HTTP method and status code",
+            api_requests.clone(),
+        );
+        let api_retries = Counter::default();
+        registry.register(
+            "api_retries",
+            "Cloudflare API requests retried after a retryable failure",
+            api_retries.clone(),
+        );
+        let api_rate_limited = Counter::default();
+        registry.register(
+            "api_rate_limited",
+            "Cloudflare API responses with status 429 (rate limited)",
+            api_rate_limited.clone(),
+        );
+        let budget_remaining = Gauge::default();
+        registry.register(
+            "api_budget_remaining",
+            "Cloudflare API requests left in the current rate-limit window",
+            budget_remaining.clone(),
+        );
+        let reload_ok = Gauge::default();
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last config load succeeded (1) or failed and the last good config is still in use (0)",
+            reload_ok.clone(),
+        );
+        let reload_timestamp = FloatGauge::default();
+        registry.register_with_unit(
+            "config_last_reload_success_timestamp",
+            "Unix time of the last successful config load",
+            Unit::Seconds,
+            reload_timestamp.clone(),
+        );
+        let account_success = Family::<AccountLabels, FloatGauge>::default();
+        registry.register_with_unit(
+            "account_last_success_timestamp",
+            "Unix time of the last reconcile that completed for the account",
+            Unit::Seconds,
+            account_success.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the version label names the running build",
+            build_info,
+        );
+
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                reconciles,
+                reconcile_duration,
+                drift,
+                deletions,
+                api_requests,
+                api_retries,
+                api_rate_limited,
+                budget_remaining,
+                reload_ok,
+                reload_timestamp,
+                account_success,
+            }),
+        }
+    }
+
+    /// Counts one reconcile of all accounts and observes how long it took.
+    pub fn record_reconcile(&self, result: ReconcileResult, duration: Duration) {
+        self.inner
+            .reconciles
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.inner
+            .reconcile_duration
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Sets one account's drift gauges from its plan's summary, every kind at once, so a
+    /// kind that went back to zero reads zero.
+    pub fn set_drift(&self, account: &AccountId, summary: &Summary) {
+        for kind in DriftKind::ALL {
+            let labels = DriftLabels {
+                account: account.to_string(),
+                kind,
+            };
+            let value = i64::try_from(kind.count(summary)).unwrap_or(i64::MAX);
+            self.inner.drift.get_or_create(&labels).set(value);
+        }
+    }
+
+    /// Counts one attempted deletion by its outcome.
+    pub fn record_deletion(&self, account: &AccountId, outcome: &DeletionOutcome) {
+        self.inner
+            .deletions
+            .get_or_create(&DeletionLabels {
+                account: account.to_string(),
+                result: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts one API response. `method` is the HTTP method (`GET`, `DELETE`).
+    pub fn record_api_request(&self, method: &str, status: u16) {
+        self.inner
+            .api_requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one retried request.
+    pub fn record_retry(&self) {
+        self.inner.api_retries.inc();
+    }
+
+    /// Counts one 429 response.
+    pub fn record_rate_limited(&self) {
+        self.inner.api_rate_limited.inc();
+    }
+
+    /// Sets the requests left in the current rate-limit window.
+    pub fn set_budget_remaining(&self, remaining: u64) {
+        let value = i64::try_from(remaining).unwrap_or(i64::MAX);
+        self.inner.budget_remaining.set(value);
+    }
+
+    /// Records a config load: `ok` sets the success gauge and, when true, the success
+    /// timestamp to `at`. A failed load leaves the timestamp at the last success.
+    pub fn record_reload(&self, ok: bool, at: SystemTime) {
+        self.inner.reload_ok.set(i64::from(ok));
+        if ok {
+            self.inner.reload_timestamp.set(unix_seconds(at));
+        }
+    }
+
+    /// Records that the account's reconcile completed at `at`.
+    pub fn record_account_success(&self, account: &AccountId, at: SystemTime) {
+        self.inner
+            .account_success
+            .get_or_create(&AccountLabels {
+                account: account.to_string(),
+            })
+            .set(unix_seconds(at));
+    }
+
+    /// Drops every per-account series of an account no longer in the config, so dashboards
+    /// do not show its last values forever.
+    pub fn forget_account(&self, account: &AccountId) {
+        let name = account.to_string();
+        for kind in DriftKind::ALL {
+            self.inner.drift.remove(&DriftLabels {
+                account: name.clone(),
+                kind,
+            });
+        }
+        self.inner.account_success.remove(&AccountLabels {
+            account: name.clone(),
+        });
+    }
+
+    /// The OpenMetrics text exposition of every series (served with [`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; an encoder error would be a bug in a metric's
+        // own encoding, and a partial exposition is still the most useful answer then.
+        if let Err(error) = encode(&mut text, &self.inner.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        text
+    }
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The API client reports every attempt here: requests by method and status, retries,
+/// and 429s. Attempts that got no response count only as retries when retried.
+impl crate::cloudflare::observer::RequestObserver for Metrics {
+    fn on_request(&self, event: &crate::cloudflare::observer::RequestEvent) {
+        if let Some(status) = event.status {
+            self.record_api_request(event.method.as_str(), status);
+        }
+        if event.retry {
+            self.record_retry();
+        }
+        if event.rate_limited {
+            self.record_rate_limited();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> AccountId {
+        "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap()
+    }
+
+    fn has_line(text: &str, line: &str) {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_fresh_registry_has_every_reconcile_result_at_zero() {
+        let text = Metrics::new("0").encode();
+        has_line(&text, "cfgroups_reconciles_total{result=\"success\"} 0");
+        has_line(&text, "cfgroups_reconciles_total{result=\"failure\"} 0");
+        has_line(&text, "cfgroups_reconciles_total{result=\"skipped\"} 0");
+    }
+
+    #[test]
+    fn every_series_has_help_and_the_prefix() {
+        let metrics = Metrics::new("1.2.3");
+        let id = account();
+        let now = SystemTime::now();
+        metrics.record_reconcile(ReconcileResult::Success, Duration::from_secs(1));
+        metrics.set_drift(&id, &Summary::default());
+        metrics.record_deletion(&id, &DeletionOutcome::Deleted);
+        metrics.record_api_request("DELETE", 200);
+        metrics.record_retry();
+        metrics.record_rate_limited();
+        metrics.set_budget_remaining(1);
+        metrics.record_reload(true, now);
+        metrics.record_account_success(&id, now);
+        let text = metrics.encode();
+        for name in [
+            "cfgroups_reconciles",
+            "cfgroups_reconcile_duration_seconds",
+            "cfgroups_drift_groups",
+            "cfgroups_deletions",
+            "cfgroups_api_requests",
+            "cfgroups_api_retries",
+            "cfgroups_api_rate_limited",
+            "cfgroups_api_budget_remaining",
+            "cfgroups_config_last_reload_successful",
+            "cfgroups_config_last_reload_success_timestamp_seconds",
+            "cfgroups_account_last_success_timestamp_seconds",
+            "cfgroups_build_info",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# HELP {name} "))),
+                "no HELP for {name} in:\n{text}"
+            );
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("cfgroups_"), "unprefixed series {line:?}");
+        }
+        has_line(&text, "cfgroups_build_info{version=\"1.2.3\"} 1");
+        has_line(&text, "# EOF");
+    }
+
+    #[test]
+    fn reconciles_count_by_result_and_observe_duration() {
+        let metrics = Metrics::new("0");
+        metrics.record_reconcile(ReconcileResult::Success, Duration::from_millis(1500));
+        metrics.record_reconcile(ReconcileResult::Success, Duration::from_millis(500));
+        metrics.record_reconcile(ReconcileResult::Failure, Duration::from_secs(3));
+        metrics.record_reconcile(ReconcileResult::Skipped, Duration::ZERO);
+        let text = metrics.encode();
+        has_line(&text, "# TYPE cfgroups_reconciles counter");
+        has_line(&text, "cfgroups_reconciles_total{result=\"success\"} 2");
+        has_line(&text, "cfgroups_reconciles_total{result=\"failure\"} 1");
+        has_line(&text, "cfgroups_reconciles_total{result=\"skipped\"} 1");
+        has_line(
+            &text,
+            "# TYPE cfgroups_reconcile_duration_seconds histogram",
+        );
+        has_line(&text, "# UNIT cfgroups_reconcile_duration_seconds seconds");
+        has_line(&text, "cfgroups_reconcile_duration_seconds_sum 5.0");
+        has_line(&text, "cfgroups_reconcile_duration_seconds_count 4");
+        has_line(
+            &text,
+            "cfgroups_reconcile_duration_seconds_bucket{le=\"0.8\"} 2",
+        );
+        has_line(
+            &text,
+            "cfgroups_reconcile_duration_seconds_bucket{le=\"+Inf\"} 4",
+        );
+    }
+
+    #[test]
+    fn drift_sets_every_kind_and_resets_to_zero() {
+        let metrics = Metrics::new("0");
+        let id = account();
+        metrics.set_drift(
+            &id,
+            &Summary {
+                delete: 3,
+                blocked: 1,
+                missing: 2,
+                unmanaged: 7,
+                in_sync: 4,
+                ..Summary::default()
+            },
+        );
+        let text = metrics.encode();
+        let a = "023e105f4ecef8ad9ca31a8372d0c353";
+        has_line(&text, "# TYPE cfgroups_drift_groups gauge");
+        has_line(
+            &text,
+            &format!("cfgroups_drift_groups{{account=\"{a}\",kind=\"delete\"}} 3"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_drift_groups{{account=\"{a}\",kind=\"blocked\"}} 1"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_drift_groups{{account=\"{a}\",kind=\"missing\"}} 2"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_drift_groups{{account=\"{a}\",kind=\"unmanaged\"}} 7"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_drift_groups{{account=\"{a}\",kind=\"listing_failed\"}} 0"),
+        );
+
+        metrics.set_drift(&id, &Summary::default());
+        let text = metrics.encode();
+        has_line(
+            &text,
+            &format!("cfgroups_drift_groups{{account=\"{a}\",kind=\"delete\"}} 0"),
+        );
+
+        metrics.forget_account(&id);
+        assert!(!metrics.encode().contains(a));
+    }
+
+    #[test]
+    fn deletions_count_by_account_and_result() {
+        let metrics = Metrics::new("0");
+        let id = account();
+        metrics.record_deletion(&id, &DeletionOutcome::Deleted);
+        metrics.record_deletion(&id, &DeletionOutcome::Deleted);
+        metrics.record_deletion(&id, &DeletionOutcome::AlreadyAbsent);
+        metrics.record_deletion(
+            &id,
+            &DeletionOutcome::Failed {
+                error: "HTTP 500".into(),
+            },
+        );
+        let text = metrics.encode();
+        let a = "023e105f4ecef8ad9ca31a8372d0c353";
+        has_line(&text, "# TYPE cfgroups_deletions counter");
+        has_line(
+            &text,
+            &format!("cfgroups_deletions_total{{account=\"{a}\",result=\"deleted\"}} 2"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_deletions_total{{account=\"{a}\",result=\"already_absent\"}} 1"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_deletions_total{{account=\"{a}\",result=\"failed\"}} 1"),
+        );
+    }
+
+    #[test]
+    fn api_requests_retries_429s_and_budget() {
+        let metrics = Metrics::new("0");
+        metrics.record_api_request("GET", 200);
+        metrics.record_api_request("GET", 200);
+        metrics.record_api_request("DELETE", 429);
+        metrics.record_retry();
+        metrics.record_rate_limited();
+        metrics.set_budget_remaining(1187);
+        let text = metrics.encode();
+        has_line(
+            &text,
+            "cfgroups_api_requests_total{method=\"GET\",status=\"200\"} 2",
+        );
+        has_line(
+            &text,
+            "cfgroups_api_requests_total{method=\"DELETE\",status=\"429\"} 1",
+        );
+        has_line(&text, "cfgroups_api_retries_total 1");
+        has_line(&text, "cfgroups_api_rate_limited_total 1");
+        has_line(&text, "cfgroups_api_budget_remaining 1187");
+    }
+
+    #[test]
+    fn reloads_and_account_success_are_timestamps() {
+        let metrics = Metrics::new("0");
+        let at = UNIX_EPOCH + Duration::from_secs(1_764_291_600);
+        metrics.record_reload(true, at);
+        let text = metrics.encode();
+        has_line(&text, "cfgroups_config_last_reload_successful 1");
+        has_line(
+            &text,
+            "cfgroups_config_last_reload_success_timestamp_seconds 1764291600.0",
+        );
+
+        metrics.record_reload(false, at + Duration::from_secs(60));
+        let text = metrics.encode();
+        has_line(&text, "cfgroups_config_last_reload_successful 0");
+        has_line(
+            &text,
+            "cfgroups_config_last_reload_success_timestamp_seconds 1764291600.0",
+        );
+
+        metrics.record_account_success(&account(), at);
+        has_line(
+            &metrics.encode(),
+            "cfgroups_account_last_success_timestamp_seconds{account=\"023e105f4ecef8ad9ca31a8372d0c353\"} 1764291600.0",
+        );
+    }
+
+    #[test]
+    fn clones_share_series() {
+        let metrics = Metrics::new("0");
+        metrics.clone().record_retry();
+        has_line(&metrics.encode(), "cfgroups_api_retries_total 1");
+    }
+}

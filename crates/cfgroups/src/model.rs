@@ -1,0 +1,242 @@
+//! Validated identifiers, the shapes of observed groups and listings, and how a deletion
+//! ends: the vocabulary every other module speaks, checked once at the edge so nothing
+//! malformed ever reaches a URL path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why a string was refused as a Cloudflare identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{kind} id {value:?} is not 32 lowercase hexadecimal characters")]
+pub struct InvalidId {
+    kind: &'static str,
+    value: String,
+}
+
+/// The shape of every Cloudflare id, as the editor schema states it.
+pub const ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
+fn is_cloudflare_id(value: &str) -> bool {
+    value.len() == 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+macro_rules! cloudflare_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as it goes into a URL path.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                if is_cloudflare_id(&value) {
+                    Ok(Self(value))
+                } else {
+                    Err(InvalidId { kind: $kind, value })
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidId;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                Self::try_from(value.to_owned())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "description": concat!("A Cloudflare ", $kind, " id: 32 lowercase hexadecimal characters."),
+                    "type": "string",
+                    "pattern": ID_PATTERN,
+                })
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+cloudflare_id!(
+    /// A Cloudflare account id: exactly 32 lowercase hex characters.
+    AccountId,
+    "account"
+);
+cloudflare_id!(
+    /// A Cloudflare user group id: exactly 32 lowercase hex characters.
+    GroupId,
+    "user group"
+);
+
+/// Whether a declared group should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupState {
+    /// The group must exist; cfgroups reports it as `missing` when it does not.
+    Present,
+    /// The group must not exist; cfgroups deletes it.
+    Absent,
+}
+
+/// A user group as a listing source saw it: the Cloudflare group object, parsed leniently.
+///
+/// Unknown fields are ignored; `policies` is kept as opaque JSON because its documented
+/// shape varies and cfgroups only needs to carry it into the journal for a restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedGroup {
+    pub id: GroupId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<serde_json::Value>,
+}
+
+/// Why one account's listing cannot be trusted, as the planner and the reports need it: the
+/// account gets no deletion this cycle (safety rule 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListingFailure {
+    /// What went wrong, for people: the source's error with its cause.
+    pub message: String,
+}
+
+impl ListingFailure {
+    /// A failure described by `error` and its causes, outermost first, on one line.
+    pub fn from_error(error: &dyn std::error::Error) -> Self {
+        let mut message = error.to_string();
+        let mut next = error.source();
+        while let Some(cause) = next {
+            let cause_text = cause.to_string();
+            if !message.contains(&cause_text) {
+                message.push_str(": ");
+                message.push_str(&cause_text);
+            }
+            next = cause.source();
+        }
+        Self { message }
+    }
+}
+
+impl fmt::Display for ListingFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One account's listing: every group it has, or why the listing cannot be trusted.
+pub type AccountListing = Result<Vec<ObservedGroup>, ListingFailure>;
+
+/// The listing of every declared account, by account id: the planner's view of what exists.
+pub type Observed = BTreeMap<AccountId, AccountListing>;
+
+/// How one attempted deletion ended. The one vocabulary of the client, the executor, the
+/// journal, the reports and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DeletionOutcome {
+    /// Cloudflare deleted the group.
+    Deleted,
+    /// The group was already gone (HTTP 404): what was wanted.
+    AlreadyAbsent,
+    /// The group may still exist: the error says why.
+    Failed { error: String },
+}
+
+impl DeletionOutcome {
+    /// The outcome's name in metrics labels and summaries.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::AlreadyAbsent => "already_absent",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Whether the group is gone, as wanted.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Deleted | Self::AlreadyAbsent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_lowercase_hex_of_length_32() {
+        let id: AccountId = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        assert_eq!(id.as_str(), "023e105f4ecef8ad9ca31a8372d0c353");
+    }
+
+    #[test]
+    fn refuses_anything_that_could_escape_a_url_path() {
+        for bad in [
+            "",
+            "023e105f4ecef8ad9ca31a8372d0c35",
+            "023e105f4ecef8ad9ca31a8372d0c3533",
+            "023E105F4ECEF8AD9CA31A8372D0C353",
+            "../../../../../../../../../../..",
+            "023e105f4ecef8ad9ca31a8372d0%2Fa",
+            "023e105f4ecef8ad9ca31a8372d0 353",
+            "g23e105f4ecef8ad9ca31a8372d0c353",
+        ] {
+            assert!(bad.parse::<GroupId>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn observed_group_ignores_unknown_fields() {
+        let group: ObservedGroup = serde_json::from_str(
+            r#"{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","created_on":"2024-03-01T12:21:02Z",
+                "modified_on":"2024-03-01T12:21:02Z","policies":[{"access":"allow"}],"new_field":1}"#,
+        )
+        .unwrap();
+        assert_eq!(group.name, "Ops");
+        assert!(group.policies.is_some());
+    }
+}

@@ -1,0 +1,432 @@
+//! The one reconcile pipeline, shared by `apply` and the daemon: list every account fresh,
+//! settle the journal from that listing, plan, and execute the plan's deletions through the
+//! journal. The callers add only what is theirs around these steps: `apply` prints, checks a
+//! reviewed plan and asks before [`Pipeline::execute`]; the daemon runs
+//! [`Pipeline::reconcile`] on its schedule and reports through metrics.
+//!
+//! Each step re-derives everything from the fresh listing; nothing is carried from one cycle
+//! to the next but the journal.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{self, ApplyError, ApplyOptions, ApplySummary, Progress};
+use crate::config::DesiredState;
+use crate::journal::{self, Journal, JournalError, Record};
+use crate::model::Observed;
+use crate::plan::{self, Plan, PlanOptions};
+use crate::saved_plan::{self, SavedPlan};
+use crate::source::{self, GroupSource};
+use crate::writer::GroupWriter;
+
+/// How the pipeline lists and deletes.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Accounts listed at once.
+    pub listing_concurrency: usize,
+    /// How deletions run.
+    pub apply: ApplyOptions,
+    /// Knobs of the plan (`--force`, one-shot `apply` only).
+    pub plan: PlanOptions,
+}
+
+/// One cycle's view: the fresh listing, what it settled in the journal, and the plan.
+#[derive(Debug)]
+pub struct Cycle {
+    /// The run id this cycle journals under.
+    pub run_id: String,
+    pub observed: Observed,
+    /// Outcomes the listing decided for deletions earlier runs left open.
+    pub settled: Vec<Record>,
+    pub plan: Plan,
+}
+
+/// How a daemon reconcile ended.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// A stop came while listing: nothing was planned or changed.
+    Abandoned,
+    /// The cycle ran; `applied` is `None` when nothing was executed (a dry run, nothing to
+    /// delete, or a stop before the deletions).
+    Done {
+        cycle: Cycle,
+        applied: Option<Result<ApplySummary, ApplyError>>,
+    },
+}
+
+/// The planned deletions moved between a plan and its confirmation.
+#[derive(Debug)]
+pub struct Moved {
+    /// `+ ...` not approved, `- ...` approved but no longer planned.
+    pub differences: Vec<String>,
+}
+
+/// The reconcile pipeline over a listing source and a writer, journaling every deletion.
+#[derive(Debug)]
+pub struct Pipeline<S, W> {
+    source: S,
+    writer: W,
+    journal: Arc<Journal>,
+    options: PipelineOptions,
+}
+
+impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
+    pub fn new(source: S, writer: W, journal: Arc<Journal>, options: PipelineOptions) -> Self {
+        Self {
+            source,
+            writer,
+            journal,
+            options,
+        }
+    }
+
+    /// The listing source, e.g. for its name in reports.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The journal every deletion is recorded in.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// Lists every account of `desired` fresh, settles the journal from the listing, and
+    /// plans. A journal that cannot be read or written fails the cycle: nothing is deleted
+    /// without its backup on disk.
+    pub async fn observe(&self, desired: &DesiredState) -> Result<Cycle, JournalError> {
+        let observed = source::list_accounts(
+            &self.source,
+            &desired.account_ids(),
+            self.options.listing_concurrency,
+        )
+        .await;
+        for (account, listing) in &observed {
+            if let Err(failure) = listing {
+                tracing::warn!(%account, error = %failure, "cannot list the account; nothing in it is deleted this cycle");
+            }
+        }
+        let settled = journal::settle(&self.journal, &observed)?;
+        let plan = plan::plan(desired, &observed, self.options.plan);
+        Ok(Cycle {
+            run_id: journal::new_run_id(),
+            observed,
+            settled,
+            plan,
+        })
+    }
+
+    /// Lists again after `approved` was shown and agreed to (perhaps long ago), and returns
+    /// the fresh cycle only if it plans exactly the deletions that were approved.
+    pub async fn confirm(
+        &self,
+        desired: &DesiredState,
+        approved: &Cycle,
+    ) -> Result<Result<Cycle, Moved>, JournalError> {
+        let fresh = self.observe(desired).await?;
+        let approved = SavedPlan::new(&approved.plan, &desired.content_hash);
+        let differences = approved.difference(&saved_plan::deletions(&fresh.plan));
+        Ok(if differences.is_empty() {
+            Ok(fresh)
+        } else {
+            Err(Moved { differences })
+        })
+    }
+
+    /// Carries out the cycle's planned deletions; see [`apply::execute`].
+    pub async fn execute(
+        &self,
+        cycle: &Cycle,
+        stop: &CancellationToken,
+        on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<ApplySummary, ApplyError> {
+        apply::execute(
+            &cycle.plan,
+            &self.writer,
+            &self.journal,
+            &self.options.apply,
+            &cycle.run_id,
+            stop,
+            on_progress,
+        )
+        .await
+    }
+
+    /// A whole unattended cycle, as the daemon runs it: observe (abandoned at once when
+    /// `stop` is cancelled, since listing changes nothing), then, unless `dry_run`, execute.
+    pub async fn reconcile(
+        &self,
+        desired: &DesiredState,
+        dry_run: bool,
+        stop: &CancellationToken,
+        on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Reconciled, JournalError> {
+        let cycle = tokio::select! {
+            cycle = self.observe(desired) => cycle?,
+            () = stop.cancelled() => return Ok(Reconciled::Abandoned),
+        };
+        let act = !dry_run && !stop.is_cancelled() && cycle.plan.deletions().next().is_some();
+        let applied = if act {
+            Some(self.execute(&cycle, stop, on_progress).await)
+        } else {
+            None
+        };
+        Ok(Reconciled::Done { cycle, applied })
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline over an in-memory API: deletions, the journal's ordering, and a crash in
+    //! the middle of a DELETE settled by the next run, all without HTTP.
+
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use serde_json::{Value, json};
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::config;
+    use crate::journal::JOURNAL_FILE;
+    use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
+    use crate::source::ListingError;
+    use crate::writer::{WriteError, WriteErrorKind};
+
+    const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+    fn group(n: u8, name: &str) -> ObservedGroup {
+        ObservedGroup {
+            id: format!("{n:032x}").parse().unwrap(),
+            name: name.to_owned(),
+            created_on: None,
+            modified_on: None,
+            policies: Some(json!([{"access": "allow", "permission_groups": [{"id": "p"}]}])),
+        }
+    }
+
+    /// How a DELETE behaves.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Crash {
+        /// Answers normally.
+        No,
+        /// The process dies after the DELETE took effect, before its answer.
+        AfterDelete,
+        /// The process dies while the DELETE is in flight, before it took effect.
+        BeforeDelete,
+    }
+
+    /// One account's groups in memory, a log of what was done, and what the journal held
+    /// when each DELETE arrived.
+    struct MemoryApi {
+        groups: Mutex<Vec<ObservedGroup>>,
+        journal: std::path::PathBuf,
+        /// (group, journal lines naming it when its DELETE arrived)
+        deletes: Mutex<Vec<(GroupId, usize)>>,
+        crash: Mutex<BTreeMap<GroupId, Crash>>,
+        crashed: Notify,
+    }
+
+    impl MemoryApi {
+        fn new(groups: Vec<ObservedGroup>, journal: &Path) -> Self {
+            Self {
+                groups: Mutex::new(groups),
+                journal: journal.to_owned(),
+                deletes: Mutex::new(Vec::new()),
+                crash: Mutex::new(BTreeMap::new()),
+                crashed: Notify::new(),
+            }
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = self
+                .groups
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|g| g.name.clone())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl GroupSource for &MemoryApi {
+        fn describe(&self) -> String {
+            "memory".to_owned()
+        }
+
+        async fn list(&self, _account: &AccountId) -> Result<Vec<ObservedGroup>, ListingError> {
+            Ok(self.groups.lock().unwrap().clone())
+        }
+    }
+
+    impl GroupWriter for &MemoryApi {
+        async fn list_members(
+            &self,
+            _account: &AccountId,
+            group: &GroupId,
+        ) -> Result<Vec<Value>, WriteError> {
+            if self.groups.lock().unwrap().iter().any(|g| g.id == *group) {
+                Ok(vec![json!({"id": "m1", "email": "someone@example.com"})])
+            } else {
+                Err(WriteError {
+                    kind: WriteErrorKind::NotFound,
+                    message: "HTTP 404".to_owned(),
+                })
+            }
+        }
+
+        async fn delete_group(&self, _account: &AccountId, group: &GroupId) -> DeletionOutcome {
+            let journaled = std::fs::read_to_string(&self.journal)
+                .unwrap_or_default()
+                .lines()
+                .filter(|line| line.contains(group.as_str()))
+                .count();
+            self.deletes
+                .lock()
+                .unwrap()
+                .push((group.clone(), journaled));
+            let crash = self
+                .crash
+                .lock()
+                .unwrap()
+                .remove(group)
+                .unwrap_or(Crash::No);
+            if crash != Crash::BeforeDelete {
+                self.groups.lock().unwrap().retain(|g| g.id != *group);
+            }
+            if crash != Crash::No {
+                self.crashed.notify_one();
+                std::future::pending::<()>().await;
+            }
+            DeletionOutcome::Deleted
+        }
+
+        async fn create_group(
+            &self,
+            _account: &AccountId,
+            _name: &str,
+            _policies: Value,
+        ) -> Result<ObservedGroup, WriteError> {
+            unreachable!("the pipeline never creates groups")
+        }
+
+        async fn add_members(
+            &self,
+            _account: &AccountId,
+            _group: &GroupId,
+            _member_ids: &[String],
+        ) -> Result<(), WriteError> {
+            unreachable!("the pipeline never adds members")
+        }
+    }
+
+    fn desired() -> DesiredState {
+        let yaml = format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    groups:\n\
+             \x20     - {{name: Keep, state: present}}\n\
+             \x20     - {{name: Gone A, state: absent}}\n\
+             \x20     - {{name: Gone B, state: absent}}\n"
+        );
+        config::parse(&yaml, Path::new("groups.yaml")).unwrap()
+    }
+
+    fn pipeline<'a>(api: &'a MemoryApi, journal: &Path) -> Pipeline<&'a MemoryApi, &'a MemoryApi> {
+        let options = PipelineOptions {
+            listing_concurrency: 1,
+            apply: ApplyOptions {
+                backup_members: true,
+                concurrency: 1,
+            },
+            plan: PlanOptions::default(),
+        };
+        Pipeline::new(api, api, Arc::new(Journal::open(journal).unwrap()), options)
+    }
+
+    #[tokio::test]
+    async fn a_crash_mid_delete_is_settled_by_the_next_run_and_the_state_converges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let (keep, gone_a, gone_b) = (group(1, "Keep"), group(2, "Gone A"), group(3, "Gone B"));
+        let api = MemoryApi::new(vec![keep, gone_a.clone(), gone_b.clone()], &path);
+        api.crash.lock().unwrap().extend([
+            (gone_a.id.clone(), Crash::AfterDelete),
+            (gone_b.id.clone(), Crash::BeforeDelete),
+        ]);
+
+        let never = CancellationToken::new();
+        // First run: "Gone A" is deleted but the process dies before its answer.
+        let first = pipeline(&api, &path);
+        let cycle = first.observe(&desired()).await.unwrap();
+        assert_eq!(cycle.plan.summary().delete, 2);
+        tokio::select! {
+            _ = first.execute(&cycle, &never, &|_| {}) => panic!("the crash should cut the run short"),
+            () = api.crashed.notified() => {}
+        }
+        drop(first);
+        let contents = journal::read(&path).unwrap();
+        assert_eq!(contents.unresolved().len(), 1, "one intent without an outcome");
+
+        // Second run: the listing shows "Gone A" gone, so the open intent is settled as
+        // deleted; "Gone B" dies in flight before taking effect.
+        let second = pipeline(&api, &path);
+        let cycle = second.observe(&desired()).await.unwrap();
+        assert!(matches!(
+            cycle.settled.as_slice(),
+            [Record::Outcome { group_id, outcome: DeletionOutcome::Deleted, .. }] if *group_id == gone_a.id
+        ));
+        tokio::select! {
+            _ = second.execute(&cycle, &never, &|_| {}) => panic!("the crash should cut the run short"),
+            () = api.crashed.notified() => {}
+        }
+        drop(second);
+
+        // Third run: "Gone B" is still listed, so its intent is settled as failed, and the
+        // fresh plan deletes it again.
+        let third = pipeline(&api, &path);
+        let cycle = third.observe(&desired()).await.unwrap();
+        assert!(matches!(
+            cycle.settled.as_slice(),
+            [Record::Outcome { group_id, outcome: DeletionOutcome::Failed { .. }, .. }] if *group_id == gone_b.id
+        ));
+        let applied = third
+            .execute(&cycle, &CancellationToken::new(), &|_| {})
+            .await
+            .unwrap();
+        assert!(applied.complete());
+        assert_eq!(api.names(), vec!["Keep"]);
+
+        // Every DELETE found its group's intent, with the backup, already in the journal.
+        let deletes = api.deletes.lock().unwrap().clone();
+        assert_eq!(deletes.len(), 3);
+        for (group, journaled) in &deletes {
+            assert!(*journaled >= 1, "DELETE of {group} before its intent was journaled");
+        }
+        let contents = journal::read(&path).unwrap();
+        assert!(contents.unresolved().is_empty());
+        assert!(contents.failed_deletions().is_empty());
+        for gone in [&gone_a, &gone_b] {
+            assert!(matches!(
+                contents.backup_of(&gone.id),
+                Some(Record::Intent { group, members: Some(members), .. }) if group == gone && members.len() == 1
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_that_cannot_be_written_stops_every_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let api = MemoryApi::new(vec![group(2, "Gone A"), group(3, "Gone B")], &path);
+        let cycle = pipeline(&api, &path).observe(&desired()).await.unwrap();
+        // A journal on a full disk: every append fails.
+        let full = pipeline(&api, Path::new("/dev/full"));
+        let result = full.execute(&cycle, &CancellationToken::new(), &|_| {}).await;
+        assert!(matches!(result, Err(ApplyError::Journal(_))), "{result:?}");
+        assert!(api.deletes.lock().unwrap().is_empty(), "deleted without a backup");
+        assert_eq!(api.names(), vec!["Gone A", "Gone B"]);
+    }
+}

@@ -1,0 +1,305 @@
+//! Renders a plan for people and programs: Terraform-style text, versioned JSON, and
+//! Markdown fit for a pull-request comment.
+
+use std::fmt::Write as _;
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use crate::plan::{AccountPlan, Action, BlockReason, Cause, Listing, Plan, PlanItem, Summary};
+
+/// The version of the JSON report. Fields are only ever added within a version.
+pub const REPORT_FORMAT_VERSION: u32 = 1;
+
+/// An output format of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Renders `plan`, listed from `source`, in `format`. Text carries ANSI styles; the caller's
+/// stream strips them when colour is off.
+pub fn render(plan: &Plan, source: &str, format: Format) -> String {
+    match format {
+        Format::Text => text(plan, source),
+        Format::Json => json(plan, source),
+        Format::Markdown => markdown(plan, source),
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    format_version: u32,
+    source: &'a str,
+    summary: JsonSummary,
+    accounts: &'a [AccountPlan],
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    #[serde(flatten)]
+    counts: Summary,
+    drift: bool,
+}
+
+/// The JSON report: `{"format_version": 1, "source", "summary", "accounts"}`.
+pub fn json(plan: &Plan, source: &str) -> String {
+    let summary = plan.summary();
+    let report = JsonReport {
+        format_version: REPORT_FORMAT_VERSION,
+        source,
+        summary: JsonSummary {
+            counts: summary,
+            drift: summary.drift(),
+        },
+        accounts: &plan.accounts,
+    };
+    let mut out = serde_json::to_string_pretty(&report).unwrap_or_else(|e| {
+        format!("{{\"format_version\":{REPORT_FORMAT_VERSION},\"error\":\"{e}\"}}")
+    });
+    out.push('\n');
+    out
+}
+
+fn symbol(action: Action) -> (&'static str, Style) {
+    let color = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
+    match action {
+        Action::Delete => ("-", color(AnsiColor::Red)),
+        Action::Blocked => ("!", color(AnsiColor::Yellow)),
+        Action::Missing => ("+", color(AnsiColor::Green)),
+        Action::Unmanaged => ("?", color(AnsiColor::Cyan)),
+        Action::InSync => (" ", Style::new()),
+    }
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Delete => "delete",
+        Action::Blocked => "blocked",
+        Action::Missing => "missing",
+        Action::Unmanaged => "unmanaged",
+        Action::InSync => "in sync",
+    }
+}
+
+/// Why an item is what it is, in a few words.
+pub fn explain(item: &PlanItem) -> String {
+    let mut why = match (&item.blocked, item.cause) {
+        (Some(reason), _) => blocked_text(reason),
+        (None, Cause::DeclaredAbsent) if item.action == Action::InSync => {
+            "declared absent, already gone".to_owned()
+        }
+        (None, Cause::DeclaredAbsent) => "declared absent".to_owned(),
+        (None, Cause::DeclaredPresent) if item.action == Action::Missing => {
+            "declared present, not found".to_owned()
+        }
+        (None, Cause::DeclaredPresent) => "declared present".to_owned(),
+        (None, Cause::NotDeclared) if item.action == Action::Delete => {
+            "not declared (unmanaged: delete)".to_owned()
+        }
+        (None, Cause::NotDeclared) => "exists, not declared".to_owned(),
+    };
+    if let Some(note) = &item.note {
+        let _ = write!(why, "; {note}");
+    }
+    why
+}
+
+fn blocked_text(reason: &BlockReason) -> String {
+    match reason {
+        BlockReason::Protected { pattern } => format!("protected by {pattern:?}"),
+        BlockReason::AmbiguousName { matches } => {
+            let ids: Vec<&str> = matches.iter().map(|id| id.as_str()).collect();
+            format!(
+                "name matches {} groups ({}); declare the id instead",
+                matches.len(),
+                ids.join(", ")
+            )
+        }
+        BlockReason::IdNameMismatch { declared, live } => {
+            format!("id/name mismatch: declared {declared:?}, live name {live:?}")
+        }
+        BlockReason::OverMaxDeletes { planned, max } => {
+            format!("{planned} deletions planned, max_deletes is {max}")
+        }
+        BlockReason::ConflictingDeclarations => "conflicting declarations".to_owned(),
+    }
+}
+
+fn account_title(account: &AccountPlan) -> String {
+    match &account.label {
+        Some(label) => format!("{label} ({})", account.id),
+        None => account.id.to_string(),
+    }
+}
+
+fn summary_line(summary: &Summary) -> String {
+    let failed = match summary.listing_failed {
+        1 => "1 account failed to list".to_owned(),
+        n => format!("{n} accounts failed to list"),
+    };
+    format!(
+        "{} to delete, {} blocked, {} missing, {} unmanaged, {} in sync, {failed}.",
+        summary.delete, summary.blocked, summary.missing, summary.unmanaged, summary.in_sync
+    )
+}
+
+/// The text report: a block per account, drift lines marked `-`, `!`, `+`, `?`.
+pub fn text(plan: &Plan, source: &str) -> String {
+    let mut out = String::new();
+    let bold = Style::new().bold();
+    let _ = writeln!(
+        out,
+        "cfgroups plan: {} account(s), listed from {source}",
+        plan.accounts.len()
+    );
+    for account in &plan.accounts {
+        let _ = write!(out, "\n{bold}{}{bold:#}", account_title(account));
+        match &account.listing {
+            Listing::ListingFailed { error } => {
+                let red = symbol(Action::Delete).1;
+                let _ = writeln!(out, "\n  {red}x listing failed:{red:#} {error}");
+                let _ = writeln!(out, "    no deletions for this account this cycle");
+                continue;
+            }
+            Listing::Ok { groups } => {
+                let _ = writeln!(
+                    out,
+                    ": {groups} groups listed, unmanaged: {}, max_deletes: {}",
+                    policy_word(account),
+                    account.max_deletes
+                );
+            }
+        }
+        let drift: Vec<&PlanItem> = account
+            .items
+            .iter()
+            .filter(|i| i.action != Action::InSync)
+            .collect();
+        let width = drift
+            .iter()
+            .map(|i| display_name(i).chars().count())
+            .max()
+            .unwrap_or(0);
+        for item in &drift {
+            let (mark, style) = symbol(item.action);
+            let id = item.id.as_ref().map(|id| id.as_str()).unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "  {style}{mark} {:<9}{style:#}  {:<width$}  {id:<32}  {}",
+                action_word(item.action),
+                display_name(item),
+                explain(item),
+            );
+        }
+        let in_sync = account.items.len() - drift.len();
+        let _ = write!(out, "    {in_sync} in sync");
+        if account.ignored > 0 {
+            let _ = write!(out, ", {} unmanaged ignored", account.ignored);
+        }
+        out.push('\n');
+    }
+    let summary = plan.summary();
+    let verdict = if summary.drift() { "Drift" } else { "No drift" };
+    let _ = writeln!(out, "\n{bold}{verdict}.{bold:#} {}", summary_line(&summary));
+    out
+}
+
+fn display_name(item: &PlanItem) -> &str {
+    item.name.as_deref().unwrap_or("(by id)")
+}
+
+fn policy_word(account: &AccountPlan) -> &'static str {
+    match account.unmanaged {
+        crate::config::UnmanagedPolicy::Ignore => "ignore",
+        crate::config::UnmanagedPolicy::Report => "report",
+        crate::config::UnmanagedPolicy::Delete => "delete",
+    }
+}
+
+/// Escapes text for a Markdown table cell.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Markdown report: a summary table, then the drift of each account.
+pub fn markdown(plan: &Plan, source: &str) -> String {
+    let summary = plan.summary();
+    let mut out = String::from("### cfgroups plan\n\n");
+    let verdict = if summary.drift() {
+        "**Drift detected.**"
+    } else {
+        "**No drift.**"
+    };
+    let _ = writeln!(out, "{verdict} {}\n", summary_line(&summary));
+    let _ = writeln!(out, "Listed from `{}`.\n", source.replace('`', "'"));
+    out.push_str("| Account | Delete | Blocked | Missing | Unmanaged | In sync | Listing |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---|\n");
+    for account in &plan.accounts {
+        let counts = account.summary();
+        let listing = match account.listing {
+            Listing::Ok { .. } => "ok",
+            Listing::ListingFailed { .. } => "**failed**",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {listing} |",
+            md(&account_title(account)),
+            counts.delete,
+            counts.blocked,
+            counts.missing,
+            counts.unmanaged,
+            counts.in_sync,
+        );
+    }
+    for account in &plan.accounts {
+        let drift: Vec<&PlanItem> = account
+            .items
+            .iter()
+            .filter(|i| i.action != Action::InSync)
+            .collect();
+        if let Listing::ListingFailed { error } = &account.listing {
+            let _ = writeln!(
+                out,
+                "\n#### {}\n\n:x: Listing failed, so nothing is deleted in this account: {}",
+                md(&account_title(account)),
+                md(error)
+            );
+            continue;
+        }
+        if drift.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n#### {}\n", md(&account_title(account)));
+        out.push_str("| Action | Group | Id | Why |\n|---|---|---|---|\n");
+        for item in drift {
+            let id = item
+                .id
+                .as_ref()
+                .map(|id| format!("`{id}`"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {id} | {} |",
+                symbol(item.action).0.trim(),
+                action_word(item.action),
+                md(display_name(item)),
+                md(&explain(item)),
+            );
+        }
+    }
+    out
+}

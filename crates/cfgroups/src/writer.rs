@@ -1,0 +1,119 @@
+//! The few API operations that back up, delete and recreate groups, as a trait: the seam
+//! between the executor (and `restore`) and the HTTP client, so that deletion, journaling
+//! and crash recovery can be driven without HTTP. [`crate::cloudflare::Client`] is the one
+//! implementation the product ships.
+
+use std::future::Future;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::cloudflare::{self, Client};
+use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
+
+/// What kind of failure a write met: what the caller may conclude from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteErrorKind {
+    /// The group does not exist (HTTP 404).
+    NotFound,
+    /// Cloudflare refused the request, and would refuse it again the same way (400, 401,
+    /// 403 and other final answers).
+    Refused,
+    /// The request did not complete (retries used up, timeouts, a broken connection). It may
+    /// succeed later, and a DELETE may even have taken effect.
+    Unavailable,
+}
+
+/// A write that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct WriteError {
+    pub kind: WriteErrorKind,
+    /// What went wrong, for people (already free of secrets).
+    pub message: String,
+}
+
+/// The operations the executor and `restore` need. Members are opaque JSON objects, carried
+/// into the journal as Cloudflare returned them.
+pub trait GroupWriter: Send + Sync {
+    /// Every member of `group`, for the backup taken before it is deleted.
+    fn list_members(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+    ) -> impl Future<Output = Result<Vec<Value>, WriteError>> + Send;
+
+    /// Deletes `group`: [`DeletionOutcome::Deleted`], [`DeletionOutcome::AlreadyAbsent`] (a
+    /// 404), or [`DeletionOutcome::Failed`] with the error.
+    fn delete_group(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+    ) -> impl Future<Output = DeletionOutcome> + Send;
+
+    /// Creates a group named `name` with `policies` (the create endpoint's shape).
+    fn create_group(
+        &self,
+        account: &AccountId,
+        name: &str,
+        policies: Value,
+    ) -> impl Future<Output = Result<ObservedGroup, WriteError>> + Send;
+
+    /// Adds account members, by member id, to `group`.
+    fn add_members(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+        member_ids: &[String],
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+impl From<cloudflare::Error> for WriteError {
+    fn from(error: cloudflare::Error) -> Self {
+        let kind = match &error {
+            cloudflare::Error::Api { status: 404, .. } => WriteErrorKind::NotFound,
+            cloudflare::Error::Api { .. } if !error.is_retryable() => WriteErrorKind::Refused,
+            _ => WriteErrorKind::Unavailable,
+        };
+        Self {
+            kind,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl GroupWriter for Client {
+    async fn list_members(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+    ) -> Result<Vec<Value>, WriteError> {
+        Ok(Client::list_members(self, account, group).await?)
+    }
+
+    async fn delete_group(&self, account: &AccountId, group: &GroupId) -> DeletionOutcome {
+        Client::delete_group(self, account, group)
+            .await
+            .unwrap_or_else(|error| DeletionOutcome::Failed {
+                error: error.to_string(),
+            })
+    }
+
+    async fn create_group(
+        &self,
+        account: &AccountId,
+        name: &str,
+        policies: Value,
+    ) -> Result<ObservedGroup, WriteError> {
+        Ok(Client::create_group(self, account, name, policies).await?)
+    }
+
+    async fn add_members(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+        member_ids: &[String],
+    ) -> Result<(), WriteError> {
+        Ok(Client::add_members(self, account, group, member_ids).await?)
+    }
+}
