@@ -9,12 +9,12 @@
 //! - protected groups and names matching several groups are blocked (rule 4);
 //! - more candidates than `max_deletes` blocks every one of them, unless forced (rule 5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::config::{DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
-use crate::model::{AccountId, GroupId, GroupState, ObservedGroup, Observed};
+use crate::model::{AccountId, GroupId, GroupState, Observed, ObservedGroup};
 
 /// Knobs of a plan that are not part of the desired state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,10 +80,22 @@ pub struct PlanItem {
     /// A human explanation where the action alone would puzzle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The live group to delete, as listed: what the journal backs up. Set on `delete` and
-    /// `blocked` items.
+    /// The live group to delete, as listed. Set on `delete` and `blocked` items.
     #[serde(skip)]
     pub observed: Option<ObservedGroup>,
+    /// How a declaration found the live group, for the checks right before its DELETE;
+    /// `None` for groups no declaration names.
+    #[serde(skip)]
+    pub matched_by: Option<MatchedBy>,
+}
+
+/// How a declaration found a live group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// By its id: exact, whatever the group is called.
+    Id,
+    /// By its name: right only while no other group has the name.
+    Name,
 }
 
 /// Whether an account's listing could be trusted.
@@ -229,6 +241,7 @@ fn item(action: Action, cause: Cause, group: &ObservedGroup) -> PlanItem {
         blocked: None,
         note: None,
         observed: matches!(action, Action::Delete | Action::Blocked).then(|| group.clone()),
+        matched_by: None,
     }
 }
 
@@ -244,6 +257,7 @@ fn declared_item(action: Action, declared: &DesiredGroup) -> PlanItem {
         blocked: None,
         note: None,
         observed: None,
+        matched_by: None,
     }
 }
 
@@ -254,8 +268,16 @@ fn blocked(mut item: PlanItem, reason: BlockReason) -> PlanItem {
 }
 
 /// A deletion candidate, unless a protect pattern covers the live group.
-fn candidate(account: &DesiredAccount, cause: Cause, group: &ObservedGroup) -> PlanItem {
-    let deletion = item(Action::Delete, cause, group);
+fn candidate(
+    account: &DesiredAccount,
+    cause: Cause,
+    group: &ObservedGroup,
+    matched_by: Option<MatchedBy>,
+) -> PlanItem {
+    let deletion = PlanItem {
+        matched_by,
+        ..item(Action::Delete, cause, group)
+    };
     match account.protect.matching(Some(&group.id), Some(&group.name)) {
         Some(pattern) => blocked(
             deletion,
@@ -281,6 +303,9 @@ fn plan_account(
     // Which declaration state claimed each live group; a group claimed twice with different
     // states is a conflict and is never deleted.
     let mut claimed: HashMap<&GroupId, GroupState> = HashMap::with_capacity(groups.len());
+    // Live groups two declarations disagree on: whichever declaration would delete them is
+    // blocked too.
+    let mut conflicted: HashSet<&GroupId> = HashSet::new();
     let mut items = Vec::with_capacity(groups.len() + account.groups.len());
 
     for declared in account.groups.iter().filter(|g| g.id.is_some()) {
@@ -304,7 +329,9 @@ fn plan_account(
                 )),
                 ..declared_item(Action::Missing, declared)
             },
-            (GroupState::Absent, None) => candidate(account, Cause::DeclaredAbsent, live),
+            (GroupState::Absent, None) => {
+                candidate(account, Cause::DeclaredAbsent, live, Some(MatchedBy::Id))
+            }
             (GroupState::Absent, Some(name)) => blocked(
                 item(Action::Delete, Cause::DeclaredAbsent, live),
                 BlockReason::IdNameMismatch {
@@ -318,11 +345,17 @@ fn plan_account(
     for declared in account.groups.iter().filter(|g| g.id.is_none()) {
         let Some(name) = &declared.name else { continue };
         let matches = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let conflict = matches.iter().any(|g| {
-            claimed
-                .get(&g.id)
-                .is_some_and(|state| *state != declared.state)
-        });
+        let disagreeing: Vec<&GroupId> = matches
+            .iter()
+            .filter(|g| {
+                claimed
+                    .get(&g.id)
+                    .is_some_and(|state| *state != declared.state)
+            })
+            .map(|g| &g.id)
+            .collect();
+        let conflict = !disagreeing.is_empty();
+        conflicted.extend(disagreeing);
         let overlap = matches.iter().any(|g| claimed.contains_key(&g.id));
         for live in matches {
             claimed.entry(&live.id).or_insert(declared.state);
@@ -351,7 +384,9 @@ fn plan_account(
                 found
             }
             (GroupState::Absent, []) => declared_item(Action::InSync, declared),
-            (GroupState::Absent, [live]) => candidate(account, Cause::DeclaredAbsent, live),
+            (GroupState::Absent, [live]) => {
+                candidate(account, Cause::DeclaredAbsent, live, Some(MatchedBy::Name))
+            }
             (GroupState::Absent, several) => blocked(
                 declared_item(Action::Blocked, declared),
                 BlockReason::AmbiguousName {
@@ -368,8 +403,18 @@ fn plan_account(
             UnmanagedPolicy::Report => {
                 items.push(item(Action::Unmanaged, Cause::NotDeclared, live))
             }
-            UnmanagedPolicy::Delete => items.push(candidate(account, Cause::NotDeclared, live)),
+            UnmanagedPolicy::Delete => {
+                items.push(candidate(account, Cause::NotDeclared, live, None))
+            }
         }
+    }
+
+    for item in items.iter_mut().filter(|i| {
+        i.action == Action::Delete && i.id.as_ref().is_some_and(|id| conflicted.contains(id))
+    }) {
+        item.action = Action::Blocked;
+        item.blocked = Some(BlockReason::ConflictingDeclarations);
+        item.note = Some("another declaration gives this group another state".into());
     }
 
     let planned = items.iter().filter(|i| i.action == Action::Delete).count();
@@ -395,6 +440,65 @@ fn plan_account(
         ignored,
         items,
     }
+}
+
+/// What changed about a planned deletion's group between the listing and the read right
+/// before its DELETE. Any of these means the group is not deleted this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The group is no longer what was planned under its id.
+    Renamed { from: String, to: String },
+    /// Its fresh identity is protected.
+    Protected { pattern: String },
+    /// It was matched by name, and that name is no longer one group's.
+    NameShared { name: String, groups: usize },
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Renamed { from, to } => {
+                write!(f, "renamed from {from:?} to {to:?} since it was listed")
+            }
+            Self::Protected { pattern } => write!(f, "now protected by {pattern:?}"),
+            Self::NameShared { name, groups } => write!(
+                f,
+                "{groups} groups are now named {name:?}; deleting by that name would be a guess"
+            ),
+        }
+    }
+}
+
+/// Re-applies the plan's rules to `fresh`, the group read again right before its DELETE:
+/// it must still be the group that was planned (same id and name), unprotected, and, when a
+/// declaration matched it by name, the only group of that name (`named`: how many groups a
+/// fresh exact-name query returned). The desired state cannot change within a cycle, so a
+/// group that kept its name is still declared the way it was planned.
+pub fn recheck(
+    account: &DesiredAccount,
+    item: &PlanItem,
+    fresh: &ObservedGroup,
+    named: usize,
+) -> Result<(), Moved> {
+    let planned = item.observed.as_ref().map(|g| g.name.as_str());
+    if item.id.as_ref() != Some(&fresh.id) || planned != Some(fresh.name.as_str()) {
+        return Err(Moved::Renamed {
+            from: planned.unwrap_or_default().to_owned(),
+            to: fresh.name.clone(),
+        });
+    }
+    if let Some(pattern) = account.protect.matching(Some(&fresh.id), Some(&fresh.name)) {
+        return Err(Moved::Protected {
+            pattern: pattern.to_owned(),
+        });
+    }
+    if item.matched_by == Some(MatchedBy::Name) && named != 1 {
+        return Err(Moved::NameShared {
+            name: fresh.name.clone(),
+            groups: named,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -427,5 +531,54 @@ mod tests {
         };
         assert_eq!(whole.summary().listing_failed, 2);
         assert!(whole.summary().drift());
+    }
+
+    fn desired(groups: &str) -> DesiredState {
+        let yaml = format!(
+            "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    groups:\n{groups}"
+        );
+        crate::config::parse(&yaml, std::path::Path::new("groups.yaml")).unwrap()
+    }
+
+    fn listed(groups: &[(&str, &str)]) -> Observed {
+        let account: AccountId = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        let groups = groups
+            .iter()
+            .map(|(id, name)| ObservedGroup {
+                id: id.parse().unwrap(),
+                name: (*name).to_owned(),
+                created_on: None,
+                modified_on: None,
+                policies: None,
+            })
+            .collect();
+        Observed::from([(account, Ok(groups))])
+    }
+
+    #[test]
+    fn a_group_absent_by_id_and_present_by_name_is_blocked_not_deleted() {
+        let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        for groups in [
+            format!("      - {{id: {id}, state: absent}}\n      - {{name: Ops, state: present}}\n"),
+            format!("      - {{name: Ops, state: present}}\n      - {{id: {id}, state: absent}}\n"),
+            format!("      - {{id: {id}, state: present}}\n      - {{name: Ops, state: absent}}\n"),
+        ] {
+            let plan = plan(
+                &desired(&groups),
+                &listed(&[(id, "Ops")]),
+                PlanOptions::default(),
+            );
+            assert_eq!(plan.deletions().count(), 0, "{groups}");
+            let blocked: Vec<&PlanItem> = plan.accounts[0]
+                .items
+                .iter()
+                .filter(|i| i.blocked == Some(BlockReason::ConflictingDeclarations))
+                .collect();
+            assert!(
+                !blocked.is_empty(),
+                "{groups}: {:?}",
+                plan.accounts[0].items
+            );
+        }
     }
 }

@@ -41,7 +41,9 @@ pub enum RestoreError {
         #[source]
         source: WriteError,
     },
-    #[error("group {name:?} was recreated as {new_group_id} but the journal could not record it: {source}")]
+    #[error(
+        "group {name:?} was recreated as {new_group_id} but the journal could not record it: {source}"
+    )]
     RecordCreated {
         name: String,
         new_group_id: GroupId,
@@ -96,7 +98,7 @@ pub fn restore_step(
 ) -> Result<RestoreStep, RestoreError> {
     match contents.latest_outcome(run, group) {
         Some(DeletionOutcome::Deleted | DeletionOutcome::AlreadyAbsent) => {}
-        Some(DeletionOutcome::Failed { error }) => {
+        Some(DeletionOutcome::Failed { error } | DeletionOutcome::Moved { reason: error }) => {
             return Err(RestoreError::DeleteFailed {
                 group: group.clone(),
                 error: error.clone(),
