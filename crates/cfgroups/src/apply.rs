@@ -24,6 +24,7 @@ use crate::config::{DesiredAccount, DesiredState};
 use crate::journal::{self, Journal, JournalError, Record};
 use crate::model::{AccountId, DeletionOutcome, ObservedGroup};
 use crate::plan::{self, Action, MatchedBy, Plan, PlanItem};
+use crate::shown::Quoted;
 use crate::writer::{GroupWriter, WriteErrorKind};
 
 /// Default number of deletions in flight at once, across all accounts.
@@ -265,7 +266,7 @@ impl<W: GroupWriter> Deletion<'_, W> {
         let outcome = self.confirm(account, &fresh, answer).await;
         match &outcome {
             DeletionOutcome::Deleted => {
-                tracing::info!(%account, group = %fresh.id, name = %fresh.name, "deleted");
+                tracing::info!(%account, group = %fresh.id, name = %Quoted(&fresh.name), "deleted");
             }
             DeletionOutcome::AlreadyAbsent => {
                 tracing::info!(%account, group = %fresh.id, "group already absent (404 on delete, confirmed)");

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::{DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
 use crate::model::{AccountId, GroupId, GroupState, Observed, ObservedGroup};
+use crate::shown;
 
 /// Knobs of a plan that are not part of the desired state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -342,6 +343,7 @@ fn plan_account(
         });
     }
 
+    let mut lookalikes = Lookalikes::new(groups);
     for declared in account.groups.iter().filter(|g| g.id.is_none()) {
         let Some(name) = &declared.name else { continue };
         let matches = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
@@ -372,6 +374,19 @@ fn plan_account(
         }
         if overlap && matches.len() == 1 {
             // The id declaration of the same group, with the same state, already speaks for it.
+            continue;
+        }
+        if matches.is_empty()
+            && let Some(note) = lookalikes.note(name)
+        {
+            let action = match declared.state {
+                GroupState::Present => Action::Missing,
+                GroupState::Absent => Action::InSync,
+            };
+            items.push(PlanItem {
+                note: Some(note),
+                ..declared_item(action, declared)
+            });
             continue;
         }
         items.push(match (declared.state, matches) {
@@ -439,6 +454,58 @@ fn plan_account(
         },
         ignored,
         items,
+    }
+}
+
+/// Live groups by [`shown::lookalike_key`], built only when a declared name matches no group
+/// exactly: then a group whose name merely looks the same is pointed out, since the person
+/// who wrote the declaration most likely meant it (and it is neither deleted nor matched).
+struct Lookalikes<'a> {
+    groups: &'a [ObservedGroup],
+    by_key: Option<HashMap<String, Vec<&'a ObservedGroup>>>,
+}
+
+impl<'a> Lookalikes<'a> {
+    fn new(groups: &'a [ObservedGroup]) -> Self {
+        Self {
+            groups,
+            by_key: None,
+        }
+    }
+
+    /// A warning naming the live groups whose names look like `declared` but differ.
+    fn note(&mut self, declared: &str) -> Option<String> {
+        let groups = self.groups;
+        let by_key = self.by_key.get_or_insert_with(|| {
+            let mut by_key: HashMap<String, Vec<&ObservedGroup>> = HashMap::new();
+            for group in groups {
+                by_key
+                    .entry(shown::lookalike_key(&group.name))
+                    .or_default()
+                    .push(group);
+            }
+            by_key
+        });
+        let similar = by_key.get(&shown::lookalike_key(declared))?;
+        let described: Vec<String> = similar
+            .iter()
+            .filter(|g| g.name != declared)
+            .map(|g| {
+                format!(
+                    "{} ({}; differs by {})",
+                    shown::Quoted(&g.name),
+                    g.id,
+                    shown::difference(declared, &g.name)
+                )
+            })
+            .collect();
+        (!described.is_empty()).then(|| {
+            format!(
+                "warning: no group is named exactly {}, but {} looks the same; names must match exactly",
+                shown::Quoted(declared),
+                described.join(", ")
+            )
+        })
     }
 }
 
@@ -580,5 +647,34 @@ mod tests {
                 plan.accounts[0].items
             );
         }
+    }
+
+    #[test]
+    fn a_declared_name_that_only_looks_like_a_live_one_is_pointed_out_not_matched() {
+        let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        for live in ["Contr\u{0430}ctors", "Contractors ", "Contr\u{200b}actors"] {
+            let plan = plan(
+                &desired("      - {name: Contractors, state: absent}\n"),
+                &listed(&[(id, live)]),
+                PlanOptions::default(),
+            );
+            assert_eq!(plan.deletions().count(), 0);
+            let declared = plan.accounts[0]
+                .items
+                .iter()
+                .find(|i| i.cause == Cause::DeclaredAbsent)
+                .unwrap();
+            let note = declared.note.as_deref().unwrap_or_default();
+            assert!(
+                note.starts_with("warning:") && note.contains(id),
+                "{live:?}: {note}"
+            );
+        }
+        let exact = plan(
+            &desired("      - {name: Contractors, state: absent}\n"),
+            &listed(&[(id, "Contractors")]),
+            PlanOptions::default(),
+        );
+        assert_eq!(exact.deletions().count(), 1);
     }
 }
