@@ -176,3 +176,28 @@ pub async fn restore(args: &RestoreArgs) -> anyhow::Result<Exit> {
     ))?;
     Ok(Exit::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_with_a_damaged_line_is_reported_and_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let intent = r#"{"type":"intent","at":"2026-01-01T00:00:00Z","run":"r1","account":"023e105f4ecef8ad9ca31a8372d0c353","group":{"id":"00000000000000000000000000000001","name":"G"},"members":[]}"#;
+        let damaged = r#"{"type":"intent","at":"2026-01-01T00:00:00Z","run":"r2","account":"#;
+        std::fs::write(&path, format!("{intent}\n{damaged}\n{intent}")).unwrap();
+        let args = |output| JournalArgs {
+            state: StateArgs { state_dir: None },
+            journal: Some(path.clone()),
+            account: None,
+            output,
+        };
+        for output in [JournalFormat::Text, JournalFormat::Json] {
+            assert_eq!(show(&args(output)).unwrap(), Exit::Failed);
+        }
+        std::fs::write(&path, format!("{intent}\n")).unwrap();
+        assert_eq!(show(&args(JournalFormat::Text)).unwrap(), Exit::Success);
+    }
+}

@@ -67,3 +67,46 @@ pub fn resolve_interrupted(index: &Index, observed: &Observed) -> Vec<Record> {
         .filter_map(|intent| settle(intent, false));
     interrupted.chain(failed_but_gone).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+
+    use super::super::fixtures::{account, intent};
+    use super::super::{JOURNAL_FILE, read};
+    use super::*;
+
+    #[test]
+    fn a_settle_reads_only_what_was_appended_since_the_last_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::open(&path).unwrap();
+        journal.append(&intent("r1", 1)).unwrap();
+        let observed: Observed = [(account(), Ok(Vec::new()))].into_iter().collect();
+        // The lines already read are blanked in place, behind the journal's back; a new
+        // intent is appended after them by another writer.
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&vec![b' '; len - 1], 0).unwrap();
+        drop(file);
+        let mut other = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        other
+            .write_all(
+                &[
+                    serde_json::to_vec(&intent("r2", 2)).unwrap(),
+                    b"\n".to_vec(),
+                ]
+                .concat(),
+            )
+            .unwrap();
+        // Settling still knows the first intent (not read again) and reads the second.
+        let settled = settle(&journal, &observed).unwrap();
+        let runs: Vec<&str> = settled.iter().map(Record::run).collect();
+        assert_eq!(runs, ["r1", "r2"]);
+        assert_eq!(read(&path).unwrap().records.len(), 3);
+    }
+}
