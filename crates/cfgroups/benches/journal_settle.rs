@@ -4,7 +4,9 @@
 //! wall time of each step and the peak RSS after it.
 //!
 //! `cargo bench --bench journal_settle` (add `-- --mb N` for another size). A reconcile
-//! cycle settles once; its cost should not grow with the journal's length.
+//! cycle settles once; its cost should not grow with the journal's length. Measured at
+//! 100 MB: 1.0-1.7 s and 1,050 MB peak RSS per settle when every settle re-read the file;
+//! with the index, 1.3-1.7 s once at open (8.5 MB peak RSS) and about 10 us per settle.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -99,7 +101,7 @@ fn main() {
     let started = Instant::now();
     let journal = Journal::open(&path).expect("open the journal");
     println!(
-        "open:          {:>8.3} s, peak RSS {:.1} MB",
+        "open:          {:>10.6} s, peak RSS {:.1} MB",
         started.elapsed().as_secs_f64(),
         peak_rss_mb()
     );
@@ -107,7 +109,7 @@ fn main() {
         let started = Instant::now();
         let settled = journal::settle(&journal, &observed).expect("settle");
         println!(
-            "settle #{n}:     {:>8.3} s, peak RSS {:.1} MB ({} outcome(s) appended)",
+            "settle #{n}:     {:>10.6} s, peak RSS {:.1} MB ({} outcome(s) appended)",
             started.elapsed().as_secs_f64(),
             peak_rss_mb(),
             settled.len()
