@@ -49,7 +49,7 @@ fn restore(fake: &Fake, group: &str, state_dir: &Path, extra: &[&str]) -> Run {
 }
 
 fn named(fake: &Fake, name: &str) -> usize {
-    fake.groups(&account(0))
+    fake.groups(account(0))
         .iter()
         .filter(|g| g.name == name)
         .count()
@@ -96,7 +96,7 @@ fn a_restore_whose_create_answer_was_lost_adopts_the_group_on_the_rerun() {
     out.assert_code(0);
     assert!(out.stderr.contains("adopted"), "{}", out.stderr);
     assert_eq!(creates(&fake), 1, "{}", out.stderr);
-    let groups = fake.groups(&account(0));
+    let groups = fake.groups(account(0));
     let restored = groups.iter().find(|g| g.name == NAME).unwrap();
     assert_eq!(restored.members.len(), 2);
     assert!(out.stdout.contains(restored.id.as_str()), "{}", out.stdout);
