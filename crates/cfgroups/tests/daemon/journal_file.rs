@@ -33,13 +33,14 @@ async fn a_state_directory_removed_under_the_daemon_keeps_every_backup() {
         }
         config_text(&[account])
     };
+    // Looked up before the daemon starts: it may delete beta at once.
+    let beta = group_named(&fake, &a, "beta");
+    let gamma = group_named(&fake, &a, "gamma");
     write_in_place(&config, &declared(&["beta"]));
     let daemon = DaemonOptions::new(&config, &state_dir, &fake).start().await;
-    let beta = group_named(&fake, &a, "beta");
     wait_deleted(&fake, &a, &beta).await;
 
     std::fs::remove_dir_all(&state_dir).unwrap();
-    let gamma = group_named(&fake, &a, "gamma");
     write_in_place(&config, &declared(&["beta", "gamma"]));
     wait_deleted(&fake, &a, &gamma).await;
 
