@@ -6,3 +6,4 @@ mod apply;
 mod apply_crash;
 mod apply_faults;
 mod restore_safety;
+mod rules;

@@ -4,3 +4,4 @@
 mod chaos;
 mod daemon;
 mod journal_file;
+mod rules;
