@@ -13,7 +13,9 @@
 //! - [`seeded`]: seeded randomness and run sizes taken from the environment;
 //! - [`client`]: the product's HTTP client pointed at a fake, recording every attempt;
 //! - [`daemon`]: `cfgroups run` against the fake: its JSON log, its health and metrics
-//!   server, signals, and its memory and CPU from `/proc`.
+//!   server, signals, and its memory and CPU from `/proc`;
+//! - [`oracle`]: the deletion rules restated independently of the planner, for property
+//!   tests and fuzz targets.
 //!
 //! The most used items are re-exported here, so a test can `use testkit::*`.
 
@@ -22,6 +24,7 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod fake;
+pub mod oracle;
 pub mod paths;
 pub mod scenario;
 pub mod seeded;

@@ -10,7 +10,7 @@ use cfgroups::protect::Protect;
 use cfgroups::source::ListingError;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use testkit::account;
+use testkit::{account, oracle};
 
 fn gid(n: u8) -> GroupId {
     format!("{n:032x}").parse().unwrap()
@@ -279,10 +279,9 @@ fn a_failed_listing_plans_nothing() {
 
 // ---- properties -------------------------------------------------------------------------
 //
-// The oracle below restates the design's deletion rules (../shared/design.md: safety rules
-// 1, 2, 4 and 5, and "with an id, the name must match too") from scratch, with a matcher of
-// its own for `protect`: it shares no code with the planner, so a planner that breaks a rule
-// cannot also bend the check.
+// Judged by `testkit::oracle`, the design's deletion rules restated from scratch with a
+// `protect` matcher of its own: it shares no code with the planner, so a planner that
+// breaks a rule cannot also bend the check.
 
 /// The id of group 1, so that protection by id is exercised too.
 const PROTECTED_ID: &str = "00000000000000000000000000000001";
@@ -299,54 +298,16 @@ struct Case {
     listing_fails: bool,
 }
 
-/// `protect` patterns as the design describes them (a name, an id, or a glob with `*`),
-/// matched without the product's matcher. The generator only uses exact names, one exact id
-/// and one trailing-`*` glob.
-fn protected_by_design(protect: &[String], group: &ObservedGroup) -> bool {
-    protect
-        .iter()
-        .any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => group.name.starts_with(prefix),
-            None => *pattern == group.name || *pattern == group.id.as_str(),
-        })
-}
-
-/// Why the design forbids deleting `group` in this case, or `None` when it allows it.
+/// The rules' verdict on deleting `group` in this case (see [`testkit::oracle`]).
 fn forbidden(case: &Case, group: &ObservedGroup) -> Option<&'static str> {
-    if case.listing_fails {
-        return Some("the listing failed (rule 1)");
-    }
-    if protected_by_design(&case.protect, group) {
-        return Some("protected (rule 4)");
-    }
-    // Every declaration that speaks of this group, by its id or by its name.
-    let mentions: Vec<&DesiredGroup> = case
-        .declared
-        .iter()
-        .filter(|d| d.id.as_ref() == Some(&group.id) || d.name.as_ref() == Some(&group.name))
-        .collect();
-    if mentions.is_empty() {
-        return (case.policy != UnmanagedPolicy::Delete)
-            .then_some("not declared, and the account does not prune (rule 2)");
-    }
-    if mentions.iter().any(|d| d.state == GroupState::Present) {
-        return Some("a declaration says present");
-    }
-    // "With an id, the name must match too, or the delete is blocked."
-    let mismatch = mentions.iter().any(|d| {
-        d.id.as_ref() == Some(&group.id) && d.name.as_ref().is_some_and(|n| *n != group.name)
-    });
-    if mismatch {
-        return Some("declared by id under another name");
-    }
-    let namesakes = case.live.iter().filter(|g| g.name == group.name).count();
-    let exact = mentions.iter().any(|d| match (&d.id, &d.name) {
-        (Some(id), Some(name)) => *id == group.id && *name == group.name,
-        (Some(id), None) => *id == group.id,
-        (None, Some(_)) => namesakes == 1,
-        (None, None) => false,
-    });
-    (!exact).then_some("no declaration names it unambiguously (rule 4)")
+    let world = oracle::World {
+        declared: &case.declared,
+        live: &case.live,
+        unmanaged: case.policy,
+        protect: &case.protect,
+        listed: !case.listing_fails,
+    };
+    oracle::forbidden(&world, group)
 }
 
 fn case() -> impl Strategy<Value = Case> {
