@@ -3,6 +3,7 @@
 
 mod apply;
 mod connect;
+pub mod durations;
 mod export;
 mod journal;
 mod output;
@@ -152,14 +153,14 @@ pub struct ApiArgs {
     /// Most API requests in any rolling --budget-window (Cloudflare allows 1200 per 5 minutes).
     #[arg(long, default_value = "1000", value_name = "N")]
     pub max_requests: NonZeroU32,
-    /// The window of --max-requests.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// The window of --max-requests; at least 1s.
+    #[arg(long, default_value = "5m", value_parser = durations::budget_window)]
     pub budget_window: Duration,
-    /// Time allowed for one request attempt.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Time allowed for one request attempt; at least 1ms.
+    #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub request_timeout: Duration,
-    /// Time allowed to connect.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Time allowed to connect; at least 1ms.
+    #[arg(long, default_value = "10s", value_parser = durations::timeout)]
     pub connect_timeout: Duration,
 }
 
@@ -171,8 +172,8 @@ pub struct SourceArgs {
     /// How many accounts are listed at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// How long an `exec:` listing command may run.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long an `exec:` listing command may run; at least 1ms.
+    #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub exec_timeout: Duration,
     #[command(flatten)]
     pub api: ApiArgs,
@@ -262,8 +263,9 @@ pub struct RunArgs {
     /// Report drift forever; never delete.
     #[arg(long)]
     pub dry_run: bool,
-    /// Time between full reconciles; each tick lands up to 10% early or late.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// Time between full reconciles; each tick lands up to 10% early or late. At least 1s:
+    /// each tick lists every account, and config changes do not wait for it.
+    #[arg(long, default_value = "5m", value_parser = durations::interval)]
     pub interval: Duration,
     /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
@@ -277,8 +279,10 @@ pub struct RunArgs {
     /// Skip the members backup before each deletion.
     #[arg(long)]
     pub no_backup_members: bool,
-    /// How long config changes settle before a reload.
-    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    /// How long file events in the config's directory are coalesced before the config is
+    /// re-read; at least 10ms. New content is taken only once it is complete: renamed into
+    /// place, or closed by its writer; a pause in a write is never taken for its end.
+    #[arg(long, default_value = "200ms", value_parser = durations::debounce)]
     pub debounce: Duration,
 }
 
