@@ -144,8 +144,14 @@ pub struct ConfigArgs {
 /// How to reach the live API.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// API base URL; plain http:// only to loopback.
-    #[arg(long, env = "CLOUDFLARE_BASE_URL", value_name = "URL")]
+    /// API base URL; plain http:// only to loopback, no user info. A refused value is never
+    /// printed whole (it may be a token pasted in the wrong place).
+    #[arg(
+        long,
+        env = "CLOUDFLARE_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub api_base_url: Option<String>,
     /// Read the API token from FILE.
     #[arg(long, value_name = "FILE")]
@@ -393,5 +399,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Schema => shell::schema(),
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap prints `[env: NAME=value]` in `--help` unless told not to, and a token pasted into
+    /// `CLOUDFLARE_BASE_URL` would be that value.
+    #[test]
+    fn help_never_shows_the_base_url_from_the_environment() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                if arg
+                    .get_env()
+                    .is_some_and(|name| name == "CLOUDFLARE_BASE_URL")
+                {
+                    assert!(arg.is_hide_env_values_set(), "{}", command.get_name());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 4, "checked {checked} commands");
     }
 }
