@@ -181,6 +181,12 @@ pub struct SourceArgs {
     /// How long an `exec:` listing command may run; at least 1ms.
     #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub exec_timeout: Duration,
+    /// Let an `exec:` command inherit the Cloudflare credential variables (CLOUDFLARE_*,
+    /// CF_API_*, CREDENTIALS_DIRECTORY). Without it they are withheld. Either way, every
+    /// secret cfgroups knows is scrubbed from what the command prints before it reaches an
+    /// error or a report.
+    #[arg(long)]
+    pub exec_pass_credentials: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
