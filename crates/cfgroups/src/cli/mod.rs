@@ -136,7 +136,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Desired-state file, or a directory of *.yaml / *.yml files.
+    /// Desired-state file, or a directory of *.yaml / *.yml files (not recursive; hidden
+    /// entries and other extensions are skipped; a broken or looping symlink, a directory
+    /// named *.yaml, or a *.YAML file in another case is an error, never skipped).
     #[arg(long, short = 'c', env = "CFGROUPS_CONFIG")]
     pub config: PathBuf,
 }

@@ -1,11 +1,12 @@
 //! Finds where a field path (`accounts[0].groups[2].id`) stands in YAML text, so that errors
-//! found after parsing can still name a line and column. Built only when there is an error
-//! to report: the happy path never pays for it.
+//! found after parsing can still name a line and column, and what an unquoted value there
+//! was written as (YAML's reading of it may differ: `id: 0123` is a number). Built only when
+//! there is an error to report: the happy path never pays for it.
 
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A 1-based line and column in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Unquoted scalar values as written, by field path.
+    plain: HashMap<String, (String, Position)>,
 }
 
 impl Locator {
@@ -31,7 +34,22 @@ impl Locator {
         }
         Self {
             positions: indexer.positions,
+            plain: indexer.plain,
         }
+    }
+
+    /// The unquoted scalar value at exactly `path`, as written, and where it stands.
+    pub fn plain_scalar(&self, path: &str) -> Option<(&str, Position)> {
+        self.plain
+            .get(path)
+            .map(|(text, position)| (text.as_str(), *position))
+    }
+
+    /// Every unquoted scalar value: its path, its text as written and where it stands.
+    pub fn plain_scalars(&self) -> impl Iterator<Item = (&str, &str, Position)> {
+        self.plain
+            .iter()
+            .map(|(path, (text, position))| (path.as_str(), text.as_str(), *position))
     }
 
     /// The position of `path`, or of its closest ancestor that is indexed.
@@ -55,6 +73,7 @@ enum Frame {
 #[derive(Default)]
 struct Indexer {
     positions: HashMap<String, Position>,
+    plain: HashMap<String, (String, Position)>,
     stack: Vec<Frame>,
 }
 
@@ -103,8 +122,17 @@ fn join(parent: &str, key: &str) -> String {
 impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
-            Event::Scalar(text, ..) => {
-                self.enter(Some(&text), false, mark);
+            Event::Scalar(text, style, ..) => {
+                let value = self.enter(Some(&text), false, mark);
+                if let Some(path) = value
+                    && style == TScalarStyle::Plain
+                {
+                    let position = Position {
+                        line: mark.line(),
+                        column: mark.col() + 1,
+                    };
+                    self.plain.insert(path, (text, position));
+                }
             }
             Event::Alias(_) => {
                 self.enter(None, false, mark);
@@ -159,6 +187,22 @@ accounts:
         let locator = Locator::new(TEXT);
         let found = locator.find("accounts[0].groups[1].nope[3]").unwrap();
         assert_eq!((found.line, found.column), (7, 10));
+    }
+
+    #[test]
+    fn unquoted_values_are_kept_as_written() {
+        let locator =
+            Locator::new("accounts:\n  - id: 0123\n    label: \"0123\"\n    protect: [007, 'x']\n");
+        let plain = |path| {
+            locator
+                .plain_scalar(path)
+                .map(|(text, p)| (text, p.line, p.column))
+        };
+        assert_eq!(plain("accounts[0].id"), Some(("0123", 2, 9)));
+        assert_eq!(plain("accounts[0].label"), None);
+        assert_eq!(plain("accounts[0].protect[0]"), Some(("007", 4, 15)));
+        assert_eq!(plain("accounts[0].protect[1]"), None);
+        assert_eq!(plain("accounts"), None);
     }
 
     #[test]
