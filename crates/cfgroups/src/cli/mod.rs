@@ -281,7 +281,9 @@ pub struct RunArgs {
     /// each tick lists every account, and config changes do not wait for it.
     #[arg(long, default_value = "5m", value_parser = durations::interval)]
     pub interval: Duration,
-    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise.
+    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise. A client
+    /// gets 5s for a request's headers and is dropped after 10s of silence; shutdown waits
+    /// at most 2s for open connections.
     #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
     /// How many accounts are listed at once.

@@ -5,6 +5,7 @@
 //!   [`ReloadGate`] that compares content hashes ("changed");
 //! - [`metrics`]: every `cfgroups_*` series, with typed update methods;
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` over HTTP, and the [`Health`] state;
+//! - [`read_timeout`]: the socket wrapper that closes a connection gone quiet;
 //! - [`systemd`]: `sd_notify` readiness, status and watchdog pings;
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
 //! - [`controller`]: the reconcile loop that ties them together.
@@ -16,11 +17,14 @@
 
 pub mod controller;
 pub mod metrics;
+pub mod read_timeout;
 pub mod schedule;
 pub mod server;
 pub mod systemd;
 pub mod watcher;
 
 pub use metrics::{DriftKind, Metrics, ReconcileResult};
-pub use server::{DEFAULT_LISTEN, Health, ServerError, ServerHandle, serve};
+pub use server::{
+    DEFAULT_LISTEN, Health, ServerError, ServerHandle, ServerOptions, serve, serve_with,
+};
 pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, MIN_DEBOUNCE, Reload, ReloadGate, WatchError};
