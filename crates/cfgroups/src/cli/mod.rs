@@ -83,7 +83,11 @@ pub enum Command {
     /// SIGHUP; serve /healthz, /readyz and /metrics.
     #[command(after_help = concat!(
         "Example:\n  cfgroups run --config /etc/cfgroups --interval 5m --listen 127.0.0.1:9184\n\n",
-        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.",
+        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.\n\n",
+        "Config changes are taken once complete: renamed into place or closed by the writer,\n",
+        "never while a file is still being written. With no valid config on disk (deleted or\n",
+        "invalid), drift is still listed and reported against the last good config, but nothing\n",
+        "is deleted until a valid config is back (cfgroups_deletions_suspended 1).",
     ))]
     Run(RunArgs),
     /// List what the journal recorded: deletions, their outcomes, restores.
