@@ -72,7 +72,7 @@ impl DesiredState {
 
 /// Loads `path`: a file, or a directory whose `*.yaml` and `*.yml` files (sorted, not
 /// recursive) together form the desired state. In a directory, an entry that looks like a
-/// config file but cannot be read as one is an error, never skipped (see [`files`]).
+/// config file but cannot be read as one is an error, never skipped (see `config/files.rs`).
 pub fn load(path: &Path) -> Result<DesiredState, ConfigErrors> {
     let (paths, mut errors) = files::config_files(path).map_err(|e| ConfigErrors(vec![e]))?;
     let mut documents = Vec::with_capacity(paths.len());
