@@ -6,6 +6,12 @@
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+
+use crate::yaml_guard::MAX_FLOW_DEPTH;
+
+/// Deepest nesting indexed: the YAML reader refuses anything deeper, so no error can point
+/// there.
+const MAX_DEPTH: usize = MAX_FLOW_DEPTH;
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A 1-based line and column in a file.
@@ -24,13 +30,20 @@ pub struct Locator {
 }
 
 impl Locator {
-    /// Indexes `text`. Text that does not parse yields an empty index: callers then report
-    /// errors without a position rather than not at all.
+    /// Indexes the first document of `text`. Text that does not parse, or nests deeper than
+    /// the YAML reader accepts, yields an empty index: callers then report errors without a
+    /// position rather than not at all. The events are pulled one at a time (the parser's
+    /// own `load` recurses once per level, and hostile nesting would overflow the stack).
     pub fn new(text: &str) -> Self {
         let mut indexer = Indexer::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut indexer, false).is_err() {
-            return Self::default();
+        loop {
+            match parser.next_token() {
+                Ok((Event::DocumentEnd | Event::StreamEnd, _)) => break,
+                Ok(_) if indexer.stack.len() > MAX_DEPTH => return Self::default(),
+                Ok((event, mark)) => indexer.on_event(event, mark),
+                Err(_) => return Self::default(),
+            }
         }
         Self {
             positions: indexer.positions,
@@ -203,6 +216,16 @@ accounts:
         assert_eq!(plain("accounts[0].protect[0]"), Some(("007", 4, 15)));
         assert_eq!(plain("accounts[0].protect[1]"), None);
         assert_eq!(plain("accounts"), None);
+    }
+
+    #[test]
+    fn hostile_nesting_is_not_indexed_and_does_not_overflow() {
+        let deep: String = (0..20_000)
+            .map(|depth| format!("{}- \n", "  ".repeat(depth)))
+            .collect();
+        assert!(Locator::new(&deep).plain_scalars().next().is_none());
+        let shallow = format!("a:\n{}", "  - b\n");
+        assert!(Locator::new(&shallow).find("a[0]").is_some());
     }
 
     #[test]
