@@ -134,8 +134,8 @@ async fn random_faults_never_delete_outside_the_plan_and_a_rerun_converges() {
     }
 }
 
-/// A delete whose answer is lost after the server acted is retried, finds 404, and counts
-/// as already absent; the journal says so.
+/// A delete whose answer is lost after the server acted is retried, finds 404, has that
+/// confirmed by a GET (404 too), and counts as already absent; the journal says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_delete_answer_is_retried_into_already_absent() {
     let scenario = scenario(1, 1, false);
@@ -148,7 +148,8 @@ async fn a_lost_delete_answer_is_retried_into_already_absent() {
     assert_eq!(summary.total().already_absent, 1, "{summary:?}");
     assert!(summary.complete());
     assert_eq!(fake.requests().count(Method::DELETE, Route::Delete), 2);
-    assert_eq!(fake.requests().with_status(404), 1);
+    // The retried DELETE's 404 and the confirming GET's.
+    assert_eq!(fake.requests().with_status(404), 2);
     scenario.assert_converged(&fake.state());
     let contents = journal::read(journal.path()).unwrap();
     assert!(contents.records.iter().any(|r| matches!(
@@ -185,10 +186,10 @@ async fn a_listing_that_keeps_failing_deletes_nothing_in_that_account() {
 }
 
 /// A DELETE that took effect but whose answer was lost, and whose retry then failed, is
-/// recorded as failed; the next apply's listing no longer shows the group and settles the
-/// journal: the group is recorded as deleted, and nothing is sent for it again.
+/// confirmed with a GET before it is recorded: the group is gone, so it is recorded as
+/// deleted at once, and the next apply plans and sends nothing for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_that_took_effect_but_failed_is_settled_by_the_next_listing() {
+async fn a_delete_that_took_effect_but_failed_is_confirmed_gone() {
     let scenario = scenario(1, 1, false);
     let fake = start_fake(scenario.state.clone()).await;
     fake.inject(Fault::DropConnectionAfterApply.on(Route::Delete));
@@ -198,7 +199,8 @@ async fn a_delete_that_took_effect_but_failed_is_settled_by_the_next_listing() {
     let journal = Arc::new(Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap());
     let client = client(&fake);
     let (_, first) = apply_once(&desired, &client, &journal, 1).await;
-    assert_eq!(first.total().failed, 1, "{first:?}");
+    assert_eq!(first.total().deleted, 1, "{first:?}");
+    assert_eq!(first.total().failed, 0, "{first:?}");
     scenario.assert_converged(&fake.state());
 
     let (plan, second) = apply_once(&desired, &client, &journal, 1).await;
@@ -215,10 +217,7 @@ async fn a_delete_that_took_effect_but_failed_is_settled_by_the_next_listing() {
         })
         .collect();
     assert!(
-        matches!(
-            outcomes.as_slice(),
-            [DeletionOutcome::Failed { .. }, DeletionOutcome::Deleted]
-        ),
+        matches!(outcomes.as_slice(), [DeletionOutcome::Deleted]),
         "{outcomes:?}"
     );
     // Settled once: a third listing adds nothing.
