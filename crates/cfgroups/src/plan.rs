@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::{DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
 use crate::model::{AccountId, GroupId, GroupState, Observed, ObservedGroup};
+use crate::shown;
 
 /// Knobs of a plan that are not part of the desired state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +63,9 @@ pub enum BlockReason {
     OverMaxDeletes { planned: usize, max: u32 },
     /// Two declarations name the same live group with different states.
     ConflictingDeclarations,
+    /// Not declared itself, but its name is the name a declaration gives another group (by
+    /// id); pruning it would be a guess about which group the file means.
+    NameOfAnotherDeclaredGroup { declared_id: GroupId },
 }
 
 /// One group's line in the plan.
@@ -303,9 +307,6 @@ fn plan_account(
     // Which declaration state claimed each live group; a group claimed twice with different
     // states is a conflict and is never deleted.
     let mut claimed: HashMap<&GroupId, GroupState> = HashMap::with_capacity(groups.len());
-    // Live groups two declarations disagree on: whichever declaration would delete them is
-    // blocked too.
-    let mut conflicted: HashSet<&GroupId> = HashSet::new();
     let mut items = Vec::with_capacity(groups.len() + account.groups.len());
 
     for declared in account.groups.iter().filter(|g| g.id.is_some()) {
@@ -342,20 +343,15 @@ fn plan_account(
         });
     }
 
+    let mut lookalikes = Lookalikes::new(groups);
     for declared in account.groups.iter().filter(|g| g.id.is_none()) {
         let Some(name) = &declared.name else { continue };
         let matches = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let disagreeing: Vec<&GroupId> = matches
-            .iter()
-            .filter(|g| {
-                claimed
-                    .get(&g.id)
-                    .is_some_and(|state| *state != declared.state)
-            })
-            .map(|g| &g.id)
-            .collect();
-        let conflict = !disagreeing.is_empty();
-        conflicted.extend(disagreeing);
+        let conflict = matches.iter().any(|g| {
+            claimed
+                .get(&g.id)
+                .is_some_and(|state| *state != declared.state)
+        });
         let overlap = matches.iter().any(|g| claimed.contains_key(&g.id));
         for live in matches {
             claimed.entry(&live.id).or_insert(declared.state);
@@ -372,6 +368,19 @@ fn plan_account(
         }
         if overlap && matches.len() == 1 {
             // The id declaration of the same group, with the same state, already speaks for it.
+            continue;
+        }
+        if matches.is_empty()
+            && let Some(note) = lookalikes.note(name)
+        {
+            let action = match declared.state {
+                GroupState::Present => Action::Missing,
+                GroupState::Absent => Action::InSync,
+            };
+            items.push(PlanItem {
+                note: Some(note),
+                ..declared_item(action, declared)
+            });
             continue;
         }
         items.push(match (declared.state, matches) {
@@ -396,8 +405,34 @@ fn plan_account(
         });
     }
 
+    // Names that declarations bind to an id: a group of such a name that no declaration
+    // claims is not the group the file speaks of, but pruning it would still be a guess.
+    let bound_names: HashMap<&str, &GroupId> = account
+        .groups
+        .iter()
+        .filter_map(|d| Some((d.name.as_deref()?, d.id.as_ref()?)))
+        .collect();
     let mut ignored = 0;
     for live in groups.iter().filter(|g| !claimed.contains_key(&g.id)) {
+        if let Some(declared_id) = bound_names.get(live.name.as_str()) {
+            let reason = BlockReason::NameOfAnotherDeclaredGroup {
+                declared_id: (*declared_id).clone(),
+            };
+            match account.unmanaged {
+                UnmanagedPolicy::Ignore => ignored += 1,
+                UnmanagedPolicy::Report => items.push(PlanItem {
+                    note: Some(format!(
+                        "a declaration gives this name to group {declared_id}"
+                    )),
+                    ..item(Action::Unmanaged, Cause::NotDeclared, live)
+                }),
+                UnmanagedPolicy::Delete => items.push(blocked(
+                    item(Action::Delete, Cause::NotDeclared, live),
+                    reason,
+                )),
+            }
+            continue;
+        }
         match account.unmanaged {
             UnmanagedPolicy::Ignore => ignored += 1,
             UnmanagedPolicy::Report => {
@@ -409,12 +444,31 @@ fn plan_account(
         }
     }
 
-    for item in items.iter_mut().filter(|i| {
-        i.action == Action::Delete && i.id.as_ref().is_some_and(|id| conflicted.contains(id))
-    }) {
-        item.action = Action::Blocked;
-        item.blocked = Some(BlockReason::ConflictingDeclarations);
-        item.note = Some("another declaration gives this group another state".into());
+    // A group that any declaration, by its id or by its name, wants present is never
+    // deleted, whichever other declaration would delete it: two declarations disagree.
+    let present_ids: HashSet<&GroupId> = account
+        .groups
+        .iter()
+        .filter(|d| d.state == GroupState::Present)
+        .filter_map(|d| d.id.as_ref())
+        .collect();
+    let present_names: HashSet<&str> = account
+        .groups
+        .iter()
+        .filter(|d| d.state == GroupState::Present)
+        .filter_map(|d| d.name.as_deref())
+        .collect();
+    for item in items.iter_mut().filter(|i| i.action == Action::Delete) {
+        let wanted = item.id.as_ref().is_some_and(|id| present_ids.contains(id))
+            || item
+                .name
+                .as_deref()
+                .is_some_and(|name| present_names.contains(name));
+        if wanted {
+            item.action = Action::Blocked;
+            item.blocked = Some(BlockReason::ConflictingDeclarations);
+            item.note = Some("another declaration wants this group present".into());
+        }
     }
 
     let planned = items.iter().filter(|i| i.action == Action::Delete).count();
@@ -439,6 +493,58 @@ fn plan_account(
         },
         ignored,
         items,
+    }
+}
+
+/// Live groups by [`shown::lookalike_key`], built only when a declared name matches no group
+/// exactly: then a group whose name merely looks the same is pointed out, since the person
+/// who wrote the declaration most likely meant it (and it is neither deleted nor matched).
+struct Lookalikes<'a> {
+    groups: &'a [ObservedGroup],
+    by_key: Option<HashMap<String, Vec<&'a ObservedGroup>>>,
+}
+
+impl<'a> Lookalikes<'a> {
+    fn new(groups: &'a [ObservedGroup]) -> Self {
+        Self {
+            groups,
+            by_key: None,
+        }
+    }
+
+    /// A warning naming the live groups whose names look like `declared` but differ.
+    fn note(&mut self, declared: &str) -> Option<String> {
+        let groups = self.groups;
+        let by_key = self.by_key.get_or_insert_with(|| {
+            let mut by_key: HashMap<String, Vec<&ObservedGroup>> = HashMap::new();
+            for group in groups {
+                by_key
+                    .entry(shown::lookalike_key(&group.name))
+                    .or_default()
+                    .push(group);
+            }
+            by_key
+        });
+        let similar = by_key.get(&shown::lookalike_key(declared))?;
+        let described: Vec<String> = similar
+            .iter()
+            .filter(|g| g.name != declared)
+            .map(|g| {
+                format!(
+                    "{} ({}; differs by {})",
+                    shown::Quoted(&g.name),
+                    g.id,
+                    shown::difference(declared, &g.name)
+                )
+            })
+            .collect();
+        (!described.is_empty()).then(|| {
+            format!(
+                "warning: no group is named exactly {}, but {} looks the same; names must match exactly",
+                shown::Quoted(declared),
+                described.join(", ")
+            )
+        })
     }
 }
 
@@ -580,5 +686,34 @@ mod tests {
                 plan.accounts[0].items
             );
         }
+    }
+
+    #[test]
+    fn a_declared_name_that_only_looks_like_a_live_one_is_pointed_out_not_matched() {
+        let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        for live in ["Contr\u{0430}ctors", "Contractors ", "Contr\u{200b}actors"] {
+            let plan = plan(
+                &desired("      - {name: Contractors, state: absent}\n"),
+                &listed(&[(id, live)]),
+                PlanOptions::default(),
+            );
+            assert_eq!(plan.deletions().count(), 0);
+            let declared = plan.accounts[0]
+                .items
+                .iter()
+                .find(|i| i.cause == Cause::DeclaredAbsent)
+                .unwrap();
+            let note = declared.note.as_deref().unwrap_or_default();
+            assert!(
+                note.starts_with("warning:") && note.contains(id),
+                "{live:?}: {note}"
+            );
+        }
+        let exact = plan(
+            &desired("      - {name: Contractors, state: absent}\n"),
+            &listed(&[(id, "Contractors")]),
+            PlanOptions::default(),
+        );
+        assert_eq!(exact.deletions().count(), 1);
     }
 }
