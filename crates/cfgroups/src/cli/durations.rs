@@ -75,7 +75,8 @@ mod tests {
 
     #[test]
     fn each_refuses_below_its_minimum_and_names_it() {
-        let cases: [(fn(&str) -> Result<Duration, String>, &str, &str, &str); 4] = [
+        type Parse = fn(&str) -> Result<Duration, String>;
+        let cases: [(Parse, &str, &str, &str); 4] = [
             (interval, "999ms", "1s", "at least 1s"),
             (budget_window, "0s", "1s", "at least 1s"),
             (debounce, "9ms", "10ms", "at least 10ms"),

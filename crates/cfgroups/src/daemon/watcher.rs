@@ -459,7 +459,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         match reloader.reload().await {
-            ReloadOutcome::WriteInProgress(open) => assert_eq!(open, [file.clone()]),
+            ReloadOutcome::WriteInProgress(open) => assert_eq!(open, std::slice::from_ref(&file)),
             ReloadOutcome::Changed(state) => {
                 // Only acceptable if the writer finished meanwhile.
                 assert_eq!(declared(&state), 4, "a tick took the half file");

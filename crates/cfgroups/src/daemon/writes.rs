@@ -298,12 +298,11 @@ mod tests {
     #[test]
     fn a_write_is_in_progress_from_the_first_byte_until_the_close() {
         let mut tracker = file_tracker();
-        assert!(
-            tracker.observe(&event(
-                EventKind::Access(AccessKind::Open(AccessMode::Any)),
-                &["groups.yaml"]
-            )) == false
+        let open = event(
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            &["groups.yaml"],
         );
+        assert!(!tracker.observe(&open));
         assert!(tracker.observe(&modify("groups.yaml")));
         assert_eq!(tracker.in_progress(), [at("groups.yaml")]);
         // The pause: nothing happens, and nothing changes.
