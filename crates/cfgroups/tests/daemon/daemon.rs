@@ -198,11 +198,14 @@ async fn a_writer_pausing_mid_file_never_gets_its_half_acted_on() {
         .unwrap();
     assert!(status.success());
 
-    daemon
-        .wait_metrics("the whole file to be loaded", |text| {
-            (loaded_at(text) > before).then_some(())
-        })
-        .await;
+    // The whole file is taken: the first content change since the start (the half would
+    // have been another).
+    let reloads = || daemon.log.events("config changed; reloaded").len();
+    eventually("the whole file to be taken", WAIT, async || {
+        (reloads() >= 1).then_some(())
+    })
+    .await;
+    assert!(loaded_at(&daemon.metrics().await) > before);
     // A full reconcile after the whole file: had the half been taken, its deletions would
     // have happened by now.
     let success = "cfgroups_reconciles_total{result=\"success\"}";
@@ -214,6 +217,7 @@ async fn a_writer_pausing_mid_file_never_gets_its_half_acted_on() {
         "gamma and delta were pruned from a half-written file"
     );
     assert_eq!(fake.groups(&a).len(), NAMES.len());
+    assert_eq!(reloads(), 1, "the half was taken:\n{}", daemon.log.text());
     let waited = daemon
         .log
         .lines()
