@@ -10,7 +10,7 @@ use crate::cloudflare::{
     BaseUrl, Budget, BudgetConfig, Client, ClientConfig, CredentialOrigin, Credentials,
 };
 use crate::permissions;
-use crate::source::{AnySource, CloudflareSource, SourceOptions, SourceSpec};
+use crate::source::{AnySource, CloudflareSource, ExecOptions, SourceOptions, SourceSpec};
 
 /// A client for the live API: credentials from the environment or a token file, the base
 /// URL from `--api-base-url` / `CLOUDFLARE_BASE_URL`, and the request budget.
@@ -48,9 +48,9 @@ pub fn source(args: &SourceArgs) -> anyhow::Result<AnySource> {
             &args.api,
         )?))),
         offline => {
-            let options = SourceOptions {
-                exec_timeout: args.exec_timeout,
-            };
+            let mut exec = ExecOptions::new(args.exec_timeout, args.api.api_token_file.as_deref());
+            exec.pass_credentials = args.exec_pass_credentials;
+            let options = SourceOptions { exec };
             AnySource::open_offline(offline, &options).context("cannot open the listing source")
         }
     }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod connect;
+pub mod durations;
 mod export;
 mod journal;
 mod output;
@@ -82,7 +83,11 @@ pub enum Command {
     /// SIGHUP; serve /healthz, /readyz and /metrics.
     #[command(after_help = concat!(
         "Example:\n  cfgroups run --config /etc/cfgroups --interval 5m --listen 127.0.0.1:9184\n\n",
-        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.",
+        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.\n\n",
+        "Config changes are taken once complete: renamed into place or closed by the writer,\n",
+        "never while a file is still being written. With no valid config on disk (deleted or\n",
+        "invalid), drift is still listed and reported against the last good config, but nothing\n",
+        "is deleted until a valid config is back (cfgroups_deletions_suspended 1).",
     ))]
     Run(RunArgs),
     /// List what the journal recorded: deletions, their outcomes, restores.
@@ -144,7 +149,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Desired-state file, or a directory of *.yaml / *.yml files.
+    /// Desired-state file, or a directory of *.yaml / *.yml files (not recursive; hidden
+    /// entries and other extensions are skipped; a broken or looping symlink, a directory
+    /// named *.yaml, or a *.YAML file in another case is an error, never skipped).
     #[arg(long, short = 'c', env = "CFGROUPS_CONFIG")]
     pub config: PathBuf,
 }
@@ -152,8 +159,14 @@ pub struct ConfigArgs {
 /// How to reach the live API.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// API base URL; plain http:// only to loopback.
-    #[arg(long, env = "CLOUDFLARE_BASE_URL", value_name = "URL")]
+    /// API base URL; plain http:// only to loopback, no user info. A refused value is never
+    /// printed whole (it may be a token pasted in the wrong place).
+    #[arg(
+        long,
+        env = "CLOUDFLARE_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub api_base_url: Option<String>,
     /// Read the API token from FILE.
     #[arg(long, value_name = "FILE")]
@@ -161,14 +174,14 @@ pub struct ApiArgs {
     /// Most API requests in any rolling --budget-window (Cloudflare allows 1200 per 5 minutes).
     #[arg(long, default_value = "1000", value_name = "N")]
     pub max_requests: NonZeroU32,
-    /// The window of --max-requests.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// The window of --max-requests; at least 1s.
+    #[arg(long, default_value = "5m", value_parser = durations::budget_window)]
     pub budget_window: Duration,
-    /// Time allowed for one request attempt.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Time allowed for one request attempt; at least 1ms.
+    #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub request_timeout: Duration,
-    /// Time allowed to connect.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Time allowed to connect; at least 1ms.
+    #[arg(long, default_value = "10s", value_parser = durations::timeout)]
     pub connect_timeout: Duration,
 }
 
@@ -180,9 +193,15 @@ pub struct SourceArgs {
     /// How many accounts are listed at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// How long an `exec:` listing command may run.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long an `exec:` listing command may run; at least 1ms.
+    #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub exec_timeout: Duration,
+    /// Let an `exec:` command inherit the Cloudflare credential variables (CLOUDFLARE_*,
+    /// CF_API_*, CREDENTIALS_DIRECTORY). Without it they are withheld. Either way, every
+    /// secret cfgroups knows is scrubbed from what the command prints before it reaches an
+    /// error or a report.
+    #[arg(long)]
+    pub exec_pass_credentials: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -271,10 +290,13 @@ pub struct RunArgs {
     /// Report drift forever; never delete.
     #[arg(long)]
     pub dry_run: bool,
-    /// Time between full reconciles; each tick lands up to 10% early or late.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// Time between full reconciles; each tick lands up to 10% early or late. At least 1s:
+    /// each tick lists every account, and config changes do not wait for it.
+    #[arg(long, default_value = "5m", value_parser = durations::interval)]
     pub interval: Duration,
-    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise.
+    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise. A client
+    /// gets 5s for a request's headers and is dropped after 10s of silence; shutdown waits
+    /// at most 2s for open connections.
     #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
     /// How many accounts are listed at once.
@@ -286,8 +308,10 @@ pub struct RunArgs {
     /// Skip the members backup before each deletion.
     #[arg(long)]
     pub no_backup_members: bool,
-    /// How long config changes settle before a reload.
-    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    /// How long file events in the config's directory are coalesced before the config is
+    /// re-read; at least 10ms. New content is taken only once it is complete: renamed into
+    /// place, or closed by its writer; a pause in a write is never taken for its end.
+    #[arg(long, default_value = "200ms", value_parser = durations::debounce)]
     pub debounce: Duration,
 }
 
@@ -403,5 +427,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Schema => shell::schema(),
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap prints `[env: NAME=value]` in `--help` unless told not to, and a token pasted into
+    /// `CLOUDFLARE_BASE_URL` would be that value.
+    #[test]
+    fn help_never_shows_the_base_url_from_the_environment() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                if arg
+                    .get_env()
+                    .is_some_and(|name| name == "CLOUDFLARE_BASE_URL")
+                {
+                    assert!(arg.is_hide_env_values_set(), "{}", command.get_name());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 4, "checked {checked} commands");
     }
 }

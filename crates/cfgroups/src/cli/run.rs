@@ -38,7 +38,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         interval = %humantime::format_duration(args.interval),
         "cfgroups daemon started"
     );
-    let (_watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
+    let (watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
 
     let stop = CancellationToken::new();
     let (hangup_tx, hangup) = mpsc::channel(1);
@@ -69,7 +69,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         state_dir,
         dry_run: args.dry_run,
         interval: args.interval,
-        settle: args.debounce,
+        debounce: args.debounce,
     };
     let controller = Controller::new(options, desired, pipeline, telemetry, stop);
     if let Err(e) = systemd::notify_ready() {
@@ -78,6 +78,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     controller
         .run(Wakers {
             config_changed,
+            writes: watcher.writes().clone(),
             hangup,
             shutdown,
         })

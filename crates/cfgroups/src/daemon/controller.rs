@@ -1,7 +1,12 @@
 //! The reconcile loop of `cfgroups run`: wakes on start, a config change, the interval tick,
-//! a retry of a failed account, or SIGHUP; re-reads the config (keeping the last good one
-//! when the new one is invalid); runs the reconcile pipeline `apply` uses; and reports
-//! through metrics, the health state, `last-report.json` and systemd.
+//! a retry of a failed account, or SIGHUP; re-reads the config (taking new content only when
+//! it is complete, and keeping the last good config otherwise); runs the reconcile pipeline
+//! `apply` uses; and reports through metrics, the health state, `last-report.json` and
+//! systemd.
+//!
+//! While no valid config is on disk (deleted, or failing to load), every cycle runs as a dry
+//! run: drift is listed and reported against the last good config, nothing is deleted, until
+//! a valid config is back ([`Reloader`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant as StdInstant, SystemTime};
@@ -11,13 +16,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{Metrics, ReconcileResult};
+use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
 use super::server::Health;
 use super::systemd;
-use super::watcher::{Reload, ReloadGate};
+use super::writes::Writes;
 use crate::apply::{ApplySummary, Progress};
 use crate::cloudflare::{Budget, Client};
-use crate::config::{self, DesiredState};
+use crate::config::DesiredState;
 use crate::model::AccountId;
 use crate::plan::{Listing, Plan};
 use crate::reconcile::{Pipeline, Reconciled};
@@ -39,8 +45,9 @@ pub struct ControllerOptions {
     pub dry_run: bool,
     /// Time between full reconciles.
     pub interval: Duration,
-    /// How long new config content must stay unchanged before it is taken.
-    pub settle: Duration,
+    /// The watch's coalescing window (`--debounce`); also how long events of a write that
+    /// raced a read of the config are given to arrive before new content is taken.
+    pub debounce: Duration,
 }
 
 /// Where the controller reports what it does.
@@ -54,8 +61,11 @@ pub struct Telemetry {
 
 /// What wakes the loop besides its own timetable.
 pub struct Wakers {
-    /// "The config may have changed" from the watcher.
+    /// "New complete config content may be there" from the watcher.
     pub config_changed: mpsc::Receiver<()>,
+    /// The watcher's record of config files being written, asked before every read of the
+    /// config (a tick or SIGHUP must not catch a file half-written either).
+    pub writes: Writes,
     /// SIGHUP.
     pub hangup: mpsc::Receiver<()>,
     /// Becomes `true` on SIGTERM/SIGINT.
@@ -66,7 +76,8 @@ pub struct Wakers {
 pub struct Controller {
     options: ControllerOptions,
     desired: DesiredState,
-    gate: ReloadGate,
+    /// Created in [`run`](Self::run), with the watcher's [`Writes`].
+    reloader: Option<Reloader>,
     pipeline: DaemonPipeline,
     telemetry: Telemetry,
     schedule: Schedule,
@@ -84,8 +95,6 @@ impl Controller {
         telemetry: Telemetry,
         stop: CancellationToken,
     ) -> Self {
-        let mut gate = ReloadGate::new();
-        gate.observe(&desired);
         let schedule = Schedule::new(
             options.interval,
             DEFAULT_JITTER,
@@ -95,7 +104,7 @@ impl Controller {
         Self {
             options,
             desired,
-            gate,
+            reloader: None,
             pipeline,
             telemetry,
             schedule,
@@ -106,6 +115,13 @@ impl Controller {
 
     /// Runs until shutdown: reconciles once at start, then on every trigger.
     pub async fn run(mut self, mut wakers: Wakers) {
+        self.reloader = Some(Reloader::new(
+            &self.options.config,
+            self.options.debounce,
+            wakers.writes.clone(),
+            &self.desired,
+        ));
+        self.telemetry.metrics.set_deletions_suspended(false);
         self.reconcile(None).await;
         self.telemetry.health.set_ready(true);
         loop {
@@ -163,56 +179,80 @@ impl Controller {
         }
     }
 
+    /// Whether deletions are suspended for want of a valid config on disk.
+    fn deletions_suspended(&self) -> bool {
+        self.reloader
+            .as_ref()
+            .is_some_and(Reloader::deletions_suspended)
+    }
+
     /// Re-reads the config. Returns whether a reconcile is called for: the content changed,
-    /// or `always` (SIGHUP). An invalid config keeps the last good one and deletes nothing.
-    ///
-    /// New content is read twice, `settle` apart, and taken only when both reads agree: a
-    /// file caught half-written can still be valid YAML (a list cut at an item boundary),
-    /// and under `unmanaged: delete` the groups it no longer names would be pruned. A file
-    /// still changing is left for the next event.
+    /// deletions resumed, or `always` (SIGHUP).
     async fn reload(&mut self, always: bool) -> bool {
-        let metrics = &self.telemetry.metrics;
-        let desired = match config::load(&self.options.config) {
-            Ok(first) if self.gate.last_hash() != Some(first.content_hash.as_str()) => {
-                tokio::time::sleep(self.options.settle).await;
-                match config::load(&self.options.config) {
-                    Ok(second) if second.content_hash == first.content_hash => Ok(second),
-                    Ok(_) => {
-                        tracing::info!("the config is still changing; waiting for it to settle");
-                        return always;
-                    }
-                    Err(errors) => Err(errors),
-                }
-            }
-            other => other,
+        let Some(reloader) = self.reloader.as_mut() else {
+            return always;
         };
-        match desired {
-            Ok(desired) => {
-                metrics.record_reload(true, SystemTime::now());
-                let changed = self.gate.observe(&desired) == Reload::Changed;
-                if changed {
-                    tracing::info!(
-                        accounts = desired.accounts.len(),
-                        "config changed; reloaded"
-                    );
-                    for gone in self
-                        .desired
-                        .accounts
-                        .iter()
-                        .filter(|old| !desired.accounts.iter().any(|new| new.id == old.id))
-                    {
-                        metrics.forget_account(&gone.id);
-                        self.schedule.forget(&gone.id);
-                    }
-                    self.desired = desired;
-                }
-                changed || always
+        let was_suspended = reloader.deletions_suspended();
+        let outcome = reloader.reload().await;
+        let metrics = &self.telemetry.metrics;
+        match outcome {
+            ReloadOutcome::WriteInProgress(files) => {
+                tracing::info!(
+                    files = ?files,
+                    "a write to the config is in progress; keeping the last good config until \
+                     the writer closes it or renames it into place"
+                );
+                always
             }
-            Err(errors) => {
+            ReloadOutcome::ChangedWhileRead => {
+                tracing::info!(
+                    "the config changed while it was read; keeping the last good config until \
+                     the write is complete"
+                );
+                always
+            }
+            ReloadOutcome::Unchanged => {
+                metrics.record_reload(true, SystemTime::now());
+                metrics.set_deletions_suspended(false);
+                if was_suspended {
+                    tracing::info!("a valid config is back on disk; deletions resume");
+                }
+                always || was_suspended
+            }
+            ReloadOutcome::Changed(desired) => {
+                metrics.record_reload(true, SystemTime::now());
+                metrics.set_deletions_suspended(false);
+                if was_suspended {
+                    tracing::info!("a valid config is back on disk; deletions resume");
+                }
+                tracing::info!(
+                    accounts = desired.accounts.len(),
+                    "config changed; reloaded"
+                );
+                for gone in self
+                    .desired
+                    .accounts
+                    .iter()
+                    .filter(|old| !desired.accounts.iter().any(|new| new.id == old.id))
+                {
+                    metrics.forget_account(&gone.id);
+                    self.schedule.forget(&gone.id);
+                }
+                self.desired = *desired;
+                true
+            }
+            ReloadOutcome::Invalid { missing, errors } => {
                 metrics.record_reload(false, SystemTime::now());
+                metrics.set_deletions_suspended(true);
+                let what = if missing {
+                    "the config is gone"
+                } else {
+                    "the config is invalid"
+                };
                 tracing::error!(
                     errors = %errors,
-                    "the config is invalid; keeping the last good config, deleting nothing new"
+                    "{what}: deletions are suspended until a valid config is back; drift is \
+                     still listed and reported against the last good config"
                 );
                 always
             }
@@ -236,9 +276,11 @@ impl Controller {
                 .metrics
                 .record_deletion(progress.account, progress.outcome);
         };
-        let reconciling =
-            self.pipeline
-                .reconcile(&scoped, self.options.dry_run, &self.stop, &on_progress);
+        // No valid config on disk: report, delete nothing.
+        let dry_run = self.options.dry_run || self.deletions_suspended();
+        let reconciling = self
+            .pipeline
+            .reconcile(&scoped, dry_run, &self.stop, &on_progress);
         let (plan, applied) = match self.with_heartbeat(reconciling).await {
             Ok(Reconciled::Abandoned) => {
                 self.telemetry
@@ -333,7 +375,8 @@ impl Controller {
             }
         }
         let summary = plan.summary();
-        let status = format!(
+        let suspended = self.deletions_suspended();
+        let mut status = format!(
             "planned {} to delete, {} blocked, {} missing, {} unmanaged, {} accounts failing",
             summary.delete,
             summary.blocked,
@@ -341,10 +384,14 @@ impl Controller {
             summary.unmanaged,
             failed_accounts.len()
         );
+        if suspended {
+            status.push_str("; deletions suspended: no valid config on disk, nothing deleted");
+        }
         tracing::info!(
             result = result.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             dry_run = self.options.dry_run,
+            deletions_suspended = suspended,
             "reconciled: {status}"
         );
         if let Err(e) = systemd::notify_status(&status) {

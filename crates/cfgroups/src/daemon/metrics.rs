@@ -153,6 +153,7 @@ struct Inner {
     budget_remaining: Gauge,
     reload_ok: Gauge,
     reload_timestamp: FloatGauge,
+    deletions_suspended: Gauge,
     account_success: Family<AccountLabels, FloatGauge>,
 }
 
@@ -239,6 +240,12 @@ impl Metrics {
             Unit::Seconds,
             reload_timestamp.clone(),
         );
+        let deletions_suspended = Gauge::default();
+        registry.register(
+            "deletions_suspended",
+            "1 while no valid config is on disk (deleted, invalid): drift is still listed and reported against the last good config, but nothing is deleted",
+            deletions_suspended.clone(),
+        );
         let account_success = Family::<AccountLabels, FloatGauge>::default();
         registry.register_with_unit(
             "account_last_success_timestamp",
@@ -271,6 +278,7 @@ impl Metrics {
                 budget_remaining,
                 reload_ok,
                 reload_timestamp,
+                deletions_suspended,
                 account_success,
             }),
         }
@@ -345,6 +353,11 @@ impl Metrics {
         if ok {
             self.inner.reload_timestamp.set(unix_seconds(at));
         }
+    }
+
+    /// Records whether deletions are suspended for want of a valid config on disk.
+    pub fn set_deletions_suspended(&self, suspended: bool) {
+        self.inner.deletions_suspended.set(i64::from(suspended));
     }
 
     /// Records that the account's reconcile completed at `at`.
@@ -455,6 +468,7 @@ mod tests {
             "cfgroups_api_budget_remaining",
             "cfgroups_config_last_reload_successful",
             "cfgroups_config_last_reload_success_timestamp_seconds",
+            "cfgroups_deletions_suspended",
             "cfgroups_account_last_success_timestamp_seconds",
             "cfgroups_build_info",
         ] {
