@@ -201,7 +201,7 @@ impl<W: GroupWriter> Deletion<'_, W> {
         account: &AccountId,
         group: &ObservedGroup,
     ) -> Result<Option<DeletionOutcome>, JournalError> {
-        if self.halt.is_cancelled() {
+        if !self.may_start() {
             return Ok(None);
         }
         let members = if self.options.backup_members {
@@ -221,7 +221,7 @@ impl<W: GroupWriter> Deletion<'_, W> {
         } else {
             None
         };
-        if self.halt.is_cancelled() {
+        if !self.may_start() {
             return Ok(None);
         }
         self.append(Record::Intent {
@@ -253,6 +253,20 @@ impl<W: GroupWriter> Deletion<'_, W> {
         })
         .await?;
         Ok(Some(outcome))
+    }
+
+    /// Whether this deletion may still start: no stop, no journal failure, and the writer
+    /// (the daemon's: still the leader, checked against the clock) allows it. A writer that
+    /// refuses also halts the deletions not yet started.
+    fn may_start(&self) -> bool {
+        if self.halt.is_cancelled() {
+            return false;
+        }
+        if !self.writer.may_write() {
+            self.halt.cancel();
+            return false;
+        }
+        true
     }
 
     /// Appends off the async threads: the append waits for the disk.

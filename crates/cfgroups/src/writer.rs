@@ -36,6 +36,14 @@ pub struct WriteError {
 /// The operations the executor and `restore` need. Members are opaque JSON objects, carried
 /// into the journal as Cloudflare returned them.
 pub trait GroupWriter: Send + Sync {
+    /// Whether a deletion may start now. The executor asks right before each one (before
+    /// its backup and again before its intent is journaled); `false` means it is not
+    /// started. Always `true` unless the writer is gated, as the daemon's is by leadership
+    /// ([`crate::daemon::election::LeaderWriter`]).
+    fn may_write(&self) -> bool {
+        true
+    }
+
     /// Every member of `group`, for the backup taken before it is deleted.
     fn list_members(
         &self,

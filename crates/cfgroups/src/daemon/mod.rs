@@ -7,6 +7,8 @@
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` over HTTP, and the [`Health`] state;
 //! - [`systemd`]: `sd_notify` readiness, status and watchdog pings;
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
+//! - [`election`]: leader election (Kubernetes Lease or etcd), so that of several replicas
+//!   exactly one talks to Cloudflare;
 //! - [`controller`]: the reconcile loop that ties them together.
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
@@ -15,12 +17,13 @@
 //! fired.
 
 pub mod controller;
+pub mod election;
 pub mod metrics;
 pub mod schedule;
 pub mod server;
 pub mod systemd;
 pub mod watcher;
 
-pub use metrics::{DriftKind, Metrics, ReconcileResult};
+pub use metrics::{DriftKind, LeaderChange, Metrics, ReconcileResult};
 pub use server::{DEFAULT_LISTEN, Health, ServerError, ServerHandle, serve};
 pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, MIN_DEBOUNCE, Reload, ReloadGate, WatchError};
