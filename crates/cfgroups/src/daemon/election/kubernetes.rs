@@ -47,6 +47,10 @@ use super::leadership::Publisher;
 pub const SERVICE_ACCOUNT_NAMESPACE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
+/// The verbs this elector uses on `leases`, which its Role must grant: read, create the
+/// first time, full update under `resourceVersion` (never patch, never delete).
+pub const VERBS: &[&str] = &["get", "create", "update"];
+
 /// Why the Kubernetes elector could not start, or a round failed.
 #[derive(Debug, Error)]
 pub enum KubernetesError {

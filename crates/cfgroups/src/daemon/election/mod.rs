@@ -174,6 +174,37 @@ impl Election {
         ))
     }
 
+    /// [`start`](Self::start) on a Kubernetes Lease through an `Api<Lease>` made elsewhere
+    /// (tests point one at a fake API server); `settings.backend` is not used.
+    pub fn start_on_lease_api(
+        settings: ElectionSettings,
+        api: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+        namespace: &str,
+        metrics: Metrics,
+    ) -> Result<(Leadership, Election), ElectionError> {
+        settings.timing.validate()?;
+        check_identity(&settings.identity)?;
+        check_lock_name(&settings.lock_name)?;
+        let (publisher, leadership) = Publisher::new(&settings.identity, metrics);
+        let release = CancellationToken::new();
+        let elector = kubernetes::LeaseElector::with_api(
+            api,
+            namespace,
+            &settings.lock_name,
+            &settings.identity,
+            settings.timing,
+        );
+        let task = tokio::spawn(elector.run(publisher, release.clone()));
+        Ok((
+            leadership,
+            Election {
+                release,
+                task,
+                release_timeout: settings.timing.renew_deadline,
+            },
+        ))
+    }
+
     /// Stops campaigning and, if this replica leads, releases the lock so a standby takes
     /// over at once instead of waiting for the lease to expire. Call it after the
     /// controller has stopped: the release is the last thing this leader does.
