@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::{DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
-use crate::model::{AccountId, GroupId, GroupState, ObservedGroup, Observed};
+use crate::model::{AccountId, GroupId, GroupState, Observed, ObservedGroup};
 
 /// Knobs of a plan that are not part of the desired state.
 #[derive(Debug, Clone, Copy, Default)]

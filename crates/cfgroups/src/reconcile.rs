@@ -175,7 +175,6 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     //! The pipeline over an in-memory API: deletions, the journal's ordering, and a crash in
@@ -368,7 +367,11 @@ mod tests {
         }
         drop(first);
         let contents = journal::read(&path).unwrap();
-        assert_eq!(contents.unresolved().len(), 1, "one intent without an outcome");
+        assert_eq!(
+            contents.unresolved().len(),
+            1,
+            "one intent without an outcome"
+        );
 
         // Second run: the listing shows "Gone A" gone, so the open intent is settled as
         // deleted; "Gone B" dies in flight before taking effect.
@@ -403,7 +406,10 @@ mod tests {
         let deletes = api.deletes.lock().unwrap().clone();
         assert_eq!(deletes.len(), 3);
         for (group, journaled) in &deletes {
-            assert!(*journaled >= 1, "DELETE of {group} before its intent was journaled");
+            assert!(
+                *journaled >= 1,
+                "DELETE of {group} before its intent was journaled"
+            );
         }
         let contents = journal::read(&path).unwrap();
         assert!(contents.unresolved().is_empty());
@@ -424,9 +430,14 @@ mod tests {
         let cycle = pipeline(&api, &path).observe(&desired()).await.unwrap();
         // A journal on a full disk: every append fails.
         let full = pipeline(&api, Path::new("/dev/full"));
-        let result = full.execute(&cycle, &CancellationToken::new(), &|_| {}).await;
+        let result = full
+            .execute(&cycle, &CancellationToken::new(), &|_| {})
+            .await;
         assert!(matches!(result, Err(ApplyError::Journal(_))), "{result:?}");
-        assert!(api.deletes.lock().unwrap().is_empty(), "deleted without a backup");
+        assert!(
+            api.deletes.lock().unwrap().is_empty(),
+            "deleted without a backup"
+        );
         assert_eq!(api.names(), vec!["Gone A", "Gone B"]);
     }
 }

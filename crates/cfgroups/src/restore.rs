@@ -41,7 +41,9 @@ pub enum RestoreError {
         #[source]
         source: WriteError,
     },
-    #[error("group {name:?} was recreated as {new_group_id} but the journal could not record it: {source}")]
+    #[error(
+        "group {name:?} was recreated as {new_group_id} but the journal could not record it: {source}"
+    )]
     RecordCreated {
         name: String,
         new_group_id: GroupId,

@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cfgroups::daemon::Metrics;
-use cfgroups::daemon::election::{
-    Backend, Election, ElectionSettings, EtcdSettings, Leadership,
-};
+use cfgroups::daemon::election::{Backend, Election, ElectionSettings, EtcdSettings, Leadership};
 use election_support::etcd::Etcd;
 use election_support::{WAIT, eventually, short_timing};
 
@@ -106,7 +104,11 @@ async fn of_three_replicas_exactly_one_leads_and_the_others_know_who() {
     // Several renewals later it still leads, alone.
     tokio::time::sleep(short_timing().renew_deadline * 2).await;
     assert_eq!(leaders(&replicas), vec![leader]);
-    assert_eq!(overlap.finish().await, 1, "two replicas held a valid term at once");
+    assert_eq!(
+        overlap.finish().await,
+        1,
+        "two replicas held a valid term at once"
+    );
     for replica in &mut replicas {
         replica.election.take().unwrap().release().await;
     }
@@ -166,9 +168,15 @@ async fn a_crashed_leader_is_replaced_after_its_lease_expires_never_before_its_v
     .await;
     let took_over = tokio::time::Instant::now();
     let takeover = crashed.elapsed();
-    println!("etcd: takeover after a crash took {takeover:?} (lease {:?})", timing.lease_duration);
+    println!(
+        "etcd: takeover after a crash took {takeover:?} (lease {:?})",
+        timing.lease_duration
+    );
     if let Some(until) = old_valid_until {
-        assert!(took_over >= until, "the new leader started while the old one could still write");
+        assert!(
+            took_over >= until,
+            "the new leader started while the old one could still write"
+        );
     }
     assert!(!old.is_leader());
     assert!(
@@ -211,9 +219,19 @@ async fn when_etcd_stops_the_leader_stops_before_its_lease_could_expire_and_resu
 
     etcd.restart();
     let resumed = Instant::now();
-    eventually("a leader once etcd is back", WAIT, || leaders(&replicas).first().copied()).await;
-    println!("etcd: a leader again {:?} after etcd came back", resumed.elapsed());
-    assert_eq!(overlap.finish().await, 1, "two replicas held a valid term at once");
+    eventually("a leader once etcd is back", WAIT, || {
+        leaders(&replicas).first().copied()
+    })
+    .await;
+    println!(
+        "etcd: a leader again {:?} after etcd came back",
+        resumed.elapsed()
+    );
+    assert_eq!(
+        overlap.finish().await,
+        1,
+        "two replicas held a valid term at once"
+    );
     for replica in &mut replicas {
         replica.election.take().unwrap().release().await;
     }
@@ -237,7 +255,10 @@ async fn twenty_forced_handovers_never_overlap_and_terms_only_grow() {
         })
         .await;
         let term = replicas[leader].leadership.current_term().unwrap().number;
-        assert!(term > last_term, "round {round}: term {term} after {last_term}");
+        assert!(
+            term > last_term,
+            "round {round}: term {term} after {last_term}"
+        );
         last_term = term;
         // Alternate a clean release with a crash, then bring the replica back.
         let election = replicas[leader].election.take().unwrap();

@@ -86,9 +86,16 @@ impl Overlap {
 
 /// Every write carried its precondition, and only verbs the elector declares were used.
 fn assert_clean_api_use(api: &FakeLeaseApi) {
-    assert_eq!(api.unconditional_updates(), 0, "an update without resourceVersion");
+    assert_eq!(
+        api.unconditional_updates(),
+        0,
+        "an update without resourceVersion"
+    );
     for verb in api.verbs() {
-        assert!(VERBS.contains(&verb.as_str()), "the elector used {verb:?}, not in {VERBS:?}");
+        assert!(
+            VERBS.contains(&verb.as_str()),
+            "the elector used {verb:?}, not in {VERBS:?}"
+        );
     }
 }
 
@@ -106,7 +113,10 @@ async fn of_five_replicas_racing_for_a_new_lease_exactly_one_leads() {
     })
     .await;
     let name = replicas[leader].name.clone();
-    assert_eq!(api.holder(NAMESPACE, "race").as_deref(), Some(name.as_str()));
+    assert_eq!(
+        api.holder(NAMESPACE, "race").as_deref(),
+        Some(name.as_str())
+    );
     for replica in &replicas {
         eventually("every replica to know the holder", WAIT, || {
             (replica.leadership.holder().as_deref() == Some(name.as_str())).then_some(())
@@ -115,7 +125,11 @@ async fn of_five_replicas_racing_for_a_new_lease_exactly_one_leads() {
     }
     tokio::time::sleep(short_timing().renew_deadline * 2).await;
     assert_eq!(leaders(&replicas), vec![leader]);
-    assert_eq!(overlap.finish().await, 1, "two replicas held a valid term at once");
+    assert_eq!(
+        overlap.finish().await,
+        1,
+        "two replicas held a valid term at once"
+    );
     for replica in &mut replicas {
         replica.election.take().unwrap().release().await;
     }
@@ -125,7 +139,10 @@ async fn of_five_replicas_racing_for_a_new_lease_exactly_one_leads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_lease_is_taken_over_without_waiting_for_expiry() {
     let api = FakeLeaseApi::start().await;
-    let mut replicas = vec![replica(&api, "replica-a", "release"), replica(&api, "replica-b", "release")];
+    let mut replicas = vec![
+        replica(&api, "replica-a", "release"),
+        replica(&api, "replica-b", "release"),
+    ];
     let first = eventually("a leader", WAIT, || leaders(&replicas).first().copied()).await;
     let first_term = replicas[first].leadership.current_term().unwrap().number;
     let other = 1 - first;
@@ -136,7 +153,11 @@ async fn a_released_lease_is_taken_over_without_waiting_for_expiry() {
 
     let released = Instant::now();
     replicas[first].election.take().unwrap().release().await;
-    assert_eq!(api.holder(NAMESPACE, "release"), None, "released: no holder");
+    assert_eq!(
+        api.holder(NAMESPACE, "release"),
+        None,
+        "released: no holder"
+    );
     eventually("the standby to lead", WAIT, || {
         replicas[other].leadership.is_leader().then_some(())
     })
@@ -156,7 +177,10 @@ async fn a_released_lease_is_taken_over_without_waiting_for_expiry() {
 async fn a_crashed_leader_is_replaced_once_its_lease_expires_never_before_its_validity_ends() {
     let api = FakeLeaseApi::start().await;
     let timing = short_timing();
-    let mut replicas = vec![replica(&api, "replica-a", "crash"), replica(&api, "replica-b", "crash")];
+    let mut replicas = vec![
+        replica(&api, "replica-a", "crash"),
+        replica(&api, "replica-b", "crash"),
+    ];
     let first = eventually("a leader", WAIT, || leaders(&replicas).first().copied()).await;
     let other = 1 - first;
     let old = replicas[first].leadership.clone();
@@ -169,9 +193,15 @@ async fn a_crashed_leader_is_replaced_once_its_lease_expires_never_before_its_va
     .await;
     let took_over = tokio::time::Instant::now();
     let takeover = crashed.elapsed();
-    println!("kubernetes: takeover after a crash took {takeover:?} (lease {:?})", timing.lease_duration);
+    println!(
+        "kubernetes: takeover after a crash took {takeover:?} (lease {:?})",
+        timing.lease_duration
+    );
     if let Some(until) = old_valid_until {
-        assert!(took_over >= until, "the new leader started while the old one could still write");
+        assert!(
+            took_over >= until,
+            "the new leader started while the old one could still write"
+        );
     }
     assert!(
         takeover >= timing.lease_duration - timing.renew_deadline,
@@ -189,7 +219,10 @@ async fn a_crashed_leader_is_replaced_once_its_lease_expires_never_before_its_va
 async fn a_leader_that_cannot_renew_steps_down_before_its_lease_could_expire() {
     let api = FakeLeaseApi::start().await;
     let timing = short_timing();
-    let mut replicas = vec![replica(&api, "replica-a", "renewal"), replica(&api, "replica-b", "renewal")];
+    let mut replicas = vec![
+        replica(&api, "replica-a", "renewal"),
+        replica(&api, "replica-b", "renewal"),
+    ];
     let overlap = Overlap::watch(replicas.iter().map(|r| r.leadership.clone()).collect());
     let leader = eventually("a leader", WAIT, || leaders(&replicas).first().copied()).await;
 
@@ -204,16 +237,26 @@ async fn a_leader_that_cannot_renew_steps_down_before_its_lease_could_expire() {
         "kubernetes: the leader stopped writing {step_down:?} after the API server failed (renew deadline {:?})",
         timing.renew_deadline
     );
-    assert!(step_down < timing.lease_duration, "stopped only after {step_down:?}");
+    assert!(
+        step_down < timing.lease_duration,
+        "stopped only after {step_down:?}"
+    );
     tokio::time::sleep(timing.lease_duration).await;
-    assert!(leaders(&replicas).is_empty(), "someone leads without the API server");
+    assert!(
+        leaders(&replicas).is_empty(),
+        "someone leads without the API server"
+    );
 
     api.set_failing(false);
     eventually("a leader once the API server answers again", WAIT, || {
         leaders(&replicas).first().copied()
     })
     .await;
-    assert_eq!(overlap.finish().await, 1, "two replicas held a valid term at once");
+    assert_eq!(
+        overlap.finish().await,
+        1,
+        "two replicas held a valid term at once"
+    );
     for replica in &mut replicas {
         replica.election.take().unwrap().release().await;
     }

@@ -44,7 +44,12 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         },
         plan: PlanOptions { force: args.force },
     };
-    let pipeline = Pipeline::new(CloudflareSource::new(client.clone()), client, journal, options);
+    let pipeline = Pipeline::new(
+        CloudflareSource::new(client.clone()),
+        client,
+        journal,
+        options,
+    );
 
     let mut cycle = pipeline.observe(&desired).await?;
     say_settled(&cycle.settled);
@@ -60,7 +65,11 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let unfinished = summary.blocked + summary.listing_failed > 0;
     if summary.delete == 0 {
         print_out("\nNothing to delete.\n")?;
-        return Ok(if unfinished { Exit::Failed } else { Exit::Success });
+        return Ok(if unfinished {
+            Exit::Failed
+        } else {
+            Exit::Success
+        });
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -154,7 +163,11 @@ async fn dry_run(
 
 /// Refuses a fresh plan whose deletions are not exactly the reviewed ones; warns when only
 /// the files changed.
-fn check_reviewed(reviewed: &SavedPlan, desired: &DesiredState, fresh: &Plan) -> anyhow::Result<()> {
+fn check_reviewed(
+    reviewed: &SavedPlan,
+    desired: &DesiredState,
+    fresh: &Plan,
+) -> anyhow::Result<()> {
     let difference = reviewed.difference(&saved_plan::deletions(fresh));
     if !difference.is_empty() {
         bail!(

@@ -47,4 +47,3 @@ pub async fn export(args: &ExportArgs) -> anyhow::Result<Exit> {
     print_out(&text)?;
     Ok(Exit::Success)
 }
-

@@ -89,7 +89,7 @@ pub enum Command {
         "  cfgroups run --config /etc/cfgroups --leader-election etcd --etcd-endpoints https://etcd-1:2379,https://etcd-2:2379\n",
         "The leader releases the lock on SIGTERM after its last deletion, so a standby takes over at once.",
     ))]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List what the journal recorded: deletions, their outcomes, restores.
     #[command(
         after_help = "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353"
@@ -310,7 +310,12 @@ pub struct ElectionArgs {
     pub leader_election: ElectionBackend,
     /// The lock's name: the Lease's name, or the etcd election's. Replicas sharing it elect
     /// one leader.
-    #[arg(long, default_value = "cfgroups", env = "CFGROUPS_LOCK_NAME", value_name = "NAME")]
+    #[arg(
+        long,
+        default_value = "cfgroups",
+        env = "CFGROUPS_LOCK_NAME",
+        value_name = "NAME"
+    )]
     pub lock_name: String,
     /// This replica's name in the lock, unique among replicas. Default: the host name.
     #[arg(long, env = "POD_NAME", value_name = "NAME")]
@@ -330,7 +335,12 @@ pub struct ElectionArgs {
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, env = "CFGROUPS_RETRY_PERIOD", value_name = "DURATION")]
     pub retry_period: Duration,
     /// etcd client URLs, comma-separated (http:// or https://).
-    #[arg(long, env = "CFGROUPS_ETCD_ENDPOINTS", value_delimiter = ',', value_name = "URL[,URL...]")]
+    #[arg(
+        long,
+        env = "CFGROUPS_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URL[,URL...]"
+    )]
     pub etcd_endpoints: Vec<String>,
     /// PEM file of the CA that signed etcd's certificates (trusted instead of the system's).
     #[arg(long, env = "CFGROUPS_ETCD_CA_FILE", value_name = "FILE")]

@@ -30,7 +30,11 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     )
     .await;
     let plan = plan::plan(&desired, &observed, PlanOptions::default());
-    print_out(&report::render(&plan, &source.describe(), args.output.into()))?;
+    print_out(&report::render(
+        &plan,
+        &source.describe(),
+        args.output.into(),
+    ))?;
     if let Some(out) = &args.out {
         SavedPlan::new(&plan, &desired.content_hash).save(out)?;
         eprintln!("Saved the planned deletions to {}", out.display());

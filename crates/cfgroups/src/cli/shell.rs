@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 
 use super::output::print_out;
-use super::{Cli, CompletionsArgs, ManArgs, Exit};
+use super::{Cli, CompletionsArgs, Exit, ManArgs};
 
 /// Prints the JSON Schema of the desired-state file.
 pub fn schema() -> anyhow::Result<Exit> {

@@ -177,9 +177,10 @@ impl Error {
     pub fn codes(&self) -> Vec<i64> {
         match self {
             Self::Api { errors, .. } | Self::RateLimited { errors, .. } => errors.codes(),
-            Self::DeadlineExceeded { last, .. } => {
-                last.as_ref().map(|last| last.codes.clone()).unwrap_or_default()
-            }
+            Self::DeadlineExceeded { last, .. } => last
+                .as_ref()
+                .map(|last| last.codes.clone())
+                .unwrap_or_default(),
             _ => Vec::new(),
         }
     }

@@ -339,7 +339,14 @@ impl Controller {
         if !failed_accounts.is_empty() {
             result = ReconcileResult::Failure;
         }
-        self.report(&plan, &accounts, &failed_accounts, result, started, only.is_none());
+        self.report(
+            &plan,
+            &accounts,
+            &failed_accounts,
+            result,
+            started,
+            only.is_none(),
+        );
         self.beat();
     }
 

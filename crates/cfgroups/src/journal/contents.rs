@@ -143,5 +143,4 @@ mod tests {
             matches!(found[0], Record::Intent { group: g, run, .. } if *g == super::super::fixtures::group(3) && run == "r2")
         );
     }
-
 }

@@ -156,7 +156,9 @@ mod tests {
         let path = dir.path().join("state").join(JOURNAL_FILE);
         let journal = Journal::open(&path).unwrap();
         journal.append(&intent("r1", 1)).unwrap();
-        journal.append(&outcome("r1", 1, DeletionOutcome::Deleted)).unwrap();
+        journal
+            .append(&outcome("r1", 1, DeletionOutcome::Deleted))
+            .unwrap();
         journal.append(&intent("r1", 2)).unwrap();
         let contents = read(&path).unwrap();
         assert_eq!(contents.records.len(), 3);

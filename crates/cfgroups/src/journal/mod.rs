@@ -8,10 +8,10 @@
 
 pub mod contents;
 pub mod file;
-pub mod record;
-pub mod settle;
 #[cfg(test)]
 mod fixtures;
+pub mod record;
+pub mod settle;
 
 use std::path::PathBuf;
 
@@ -42,4 +42,3 @@ pub enum JournalError {
         source: serde_json::Error,
     },
 }
-

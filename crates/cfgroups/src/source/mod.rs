@@ -12,7 +12,7 @@ use std::future::Future;
 use futures_util::StreamExt;
 use thiserror::Error;
 
-use crate::model::{AccountId, GroupId, ListingFailure, ObservedGroup, Observed};
+use crate::model::{AccountId, GroupId, ListingFailure, Observed, ObservedGroup};
 
 pub use cloudflare::CloudflareSource;
 pub use exec::ExecSource;
@@ -76,4 +76,3 @@ fn reject_duplicates(groups: Vec<ObservedGroup>) -> Result<Vec<ObservedGroup>, L
     }
     Ok(groups)
 }
-

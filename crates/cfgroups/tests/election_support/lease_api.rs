@@ -128,7 +128,11 @@ impl FakeLeaseApi {
 
     /// Every holder a successful write left, in order (consecutive repeats kept).
     pub fn holder_history(&self) -> Vec<Option<String>> {
-        self.store().history.iter().map(|(h, _)| h.clone()).collect()
+        self.store()
+            .history
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
     }
 }
 
@@ -158,9 +162,13 @@ fn lock(store: &Arc<Mutex<Store>>) -> std::sync::MutexGuard<'_, Store> {
 /// Common to every request: the verb is recorded, and a failing server answers 503.
 fn enter(store: &mut Store, verb: &str) -> Option<Response> {
     store.verbs.insert(verb.to_owned());
-    store
-        .failing
-        .then(|| status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the fake is failing on purpose"))
+    store.failing.then(|| {
+        status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "the fake is failing on purpose",
+        )
+    })
 }
 
 fn stamp(store: &mut Store, lease: &mut Value, namespace: &str, name: &str) {
@@ -185,7 +193,11 @@ async fn read(State(store): Shared, Path((namespace, name)): Path<(String, Strin
     }
     match store.leases.get(&(namespace, name.clone())) {
         Some(lease) => axum::Json(lease.clone()).into_response(),
-        None => status(StatusCode::NOT_FOUND, "NotFound", &format!("leases \"{name}\" not found")),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("leases \"{name}\" not found"),
+        ),
     }
 }
 
@@ -199,14 +211,29 @@ async fn create(
         return failure;
     }
     let Some(name) = lease["metadata"]["name"].as_str().map(str::to_owned) else {
-        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name is required");
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name is required",
+        );
     };
-    if lease["metadata"].get("resourceVersion").is_some_and(|v| !v.is_null()) {
-        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "resourceVersion may not be set on create");
+    if lease["metadata"]
+        .get("resourceVersion")
+        .is_some_and(|v| !v.is_null())
+    {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "resourceVersion may not be set on create",
+        );
     }
     let key = (namespace.clone(), name.clone());
     if store.leases.contains_key(&key) {
-        return status(StatusCode::CONFLICT, "AlreadyExists", &format!("leases \"{name}\" already exists"));
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            &format!("leases \"{name}\" already exists"),
+        );
     }
     stamp(&mut store, &mut lease, &namespace, &name);
     store.leases.insert(key, lease.clone());
@@ -224,10 +251,17 @@ async fn update(
     }
     let key = (namespace.clone(), name.clone());
     let Some(current) = store.leases.get(&key) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", &format!("leases \"{name}\" not found"));
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("leases \"{name}\" not found"),
+        );
     };
     let current_version = current["metadata"]["resourceVersion"].clone();
-    match lease["metadata"].get("resourceVersion").filter(|v| !v.is_null()) {
+    match lease["metadata"]
+        .get("resourceVersion")
+        .filter(|v| !v.is_null())
+    {
         None => store.unconditional_updates += 1,
         Some(sent) if *sent != current_version => {
             return status(
@@ -251,7 +285,11 @@ async fn patch(State(store): Shared) -> Response {
     if let Some(failure) = enter(&mut store, "patch") {
         return failure;
     }
-    status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the fake does not patch")
+    status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "the fake does not patch",
+    )
 }
 
 async fn delete(State(store): Shared) -> Response {
@@ -259,7 +297,11 @@ async fn delete(State(store): Shared) -> Response {
     if let Some(failure) = enter(&mut store, "delete") {
         return failure;
     }
-    status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the fake does not delete")
+    status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "the fake does not delete",
+    )
 }
 
 async fn other(State(store): Shared, method: Method, uri: axum::http::Uri) -> Response {

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::etcd_gateway::{Gateway, GatewayError, LeaderKey, LeaseId};
-use super::lease::LeaseTiming;
 use super::leadership::Publisher;
+use super::lease::LeaseTiming;
 
 /// Campaigns in one etcd election as one replica.
 #[derive(Debug)]
@@ -162,7 +162,10 @@ impl EtcdElector {
                 Ok(Some(leader)) if leader.key == key.key => {}
                 Ok(other) => {
                     let holder = other.map(|l| l.value);
-                    tracing::warn!(?holder, "this replica's key no longer leads the etcd election");
+                    tracing::warn!(
+                        ?holder,
+                        "this replica's key no longer leads the etcd election"
+                    );
                     self.lose(state, publisher, "another key leads the etcd election");
                     publisher.observe_holder(holder);
                 }
@@ -204,7 +207,9 @@ impl EtcdElector {
                 publisher.lead(u64::try_from(key.rev).unwrap_or(0), until);
                 state.leading = Some(key);
             }
-            _ => tracing::debug!("won an etcd campaign with a lease not known alive; renewing first"),
+            _ => {
+                tracing::debug!("won an etcd campaign with a lease not known alive; renewing first")
+            }
         }
     }
 
@@ -240,8 +245,12 @@ impl EtcdElector {
         if let Some(key) = state.leading.take() {
             publisher.step_down("released the lock on shutdown", None);
             match self.gateway.resign(&key).await {
-                Ok(()) => tracing::info!("resigned from the etcd election; a standby takes over now"),
-                Err(e) => tracing::warn!(error = %e, "cannot resign; the lease's revocation or expiry frees the lock"),
+                Ok(()) => {
+                    tracing::info!("resigned from the etcd election; a standby takes over now")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot resign; the lease's revocation or expiry frees the lock")
+                }
             }
         }
         if let Some(lease) = state.lease.take()

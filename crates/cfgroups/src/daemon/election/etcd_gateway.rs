@@ -47,9 +47,7 @@ pub enum GatewayError {
     HalfIdentity,
     #[error("--etcd-username-file and --etcd-password-file go together")]
     HalfCredentials,
-    #[error(
-        "refusing to send etcd credentials over plain http to {0}: use https, or loopback"
-    )]
+    #[error("refusing to send etcd credentials over plain http to {0}: use https, or loopback")]
     CredentialsInClear(String),
     #[error("cannot build the etcd client: {0}")]
     Build(#[source] reqwest::Error),
@@ -226,7 +224,12 @@ impl Gateway {
     /// A new lease of `ttl` seconds, and the TTL etcd granted.
     pub async fn grant(&self, ttl: u32) -> Result<(LeaseId, i64), GatewayError> {
         let (endpoint, body) = self
-            .call("lease grant", "/v3/lease/grant", json!({ "TTL": ttl }), true)
+            .call(
+                "lease grant",
+                "/v3/lease/grant",
+                json!({ "TTL": ttl }),
+                true,
+            )
             .await?;
         let id = int(&body["ID"]).ok_or_else(|| decode(&endpoint, "lease grant", "no ID"))?;
         let ttl = int(&body["TTL"]).unwrap_or(0);
@@ -411,12 +414,13 @@ impl Gateway {
         bounded: bool,
     ) -> Result<Value, GatewayError> {
         let name = endpoint_name(endpoint);
-        let url = endpoint
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| GatewayError::Endpoint {
-                endpoint: name.clone(),
-                reason: e.to_string(),
-            })?;
+        let url =
+            endpoint
+                .join(path.trim_start_matches('/'))
+                .map_err(|e| GatewayError::Endpoint {
+                    endpoint: name.clone(),
+                    reason: e.to_string(),
+                })?;
         let mut request = self.http.post(url).json(body);
         if bounded {
             request = request.timeout(self.timeout);
@@ -474,7 +478,14 @@ impl Gateway {
             "password": credentials.password.expose_secret(),
         });
         let answer = self
-            .post(endpoint, "authenticate", "/v3/auth/authenticate", &body, None, true)
+            .post(
+                endpoint,
+                "authenticate",
+                "/v3/auth/authenticate",
+                &body,
+                None,
+                true,
+            )
             .await?;
         let token = answer["token"]
             .as_str()
@@ -593,7 +604,10 @@ mod tests {
 
     #[test]
     fn integers_come_as_strings_or_numbers() {
-        assert_eq!(int(&json!("7587862334915174659")), Some(7_587_862_334_915_174_659));
+        assert_eq!(
+            int(&json!("7587862334915174659")),
+            Some(7_587_862_334_915_174_659)
+        );
         assert_eq!(int(&json!(15)), Some(15));
         assert_eq!(int(&json!(null)), None);
         assert_eq!(int(&json!("x")), None);

@@ -40,8 +40,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::KubernetesSettings;
-use super::lease::LeaseTiming;
 use super::leadership::Publisher;
+use super::lease::LeaseTiming;
 
 /// The service account's namespace, inside a pod.
 pub const SERVICE_ACCOUNT_NAMESPACE: &str =
@@ -199,7 +199,9 @@ impl LeaseElector {
     ) -> Result<Self, KubernetesError> {
         // kube's rustls wants a process-wide crypto provider; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = kube::Config::infer().await.map_err(KubernetesError::Config)?;
+        let config = kube::Config::infer()
+            .await
+            .map_err(KubernetesError::Config)?;
         let namespace = settings
             .namespace
             .clone()
@@ -368,7 +370,11 @@ impl LeaseElector {
         }
         publisher.step_down("released the lock on shutdown", None);
         let released = tokio::time::timeout(self.timing.request_timeout(), async {
-            let mut lease = self.api.get(&self.name).await.map_err(KubernetesError::Api)?;
+            let mut lease = self
+                .api
+                .get(&self.name)
+                .await
+                .map_err(KubernetesError::Api)?;
             let record = Record::of(&lease);
             if record.holder.as_deref() != Some(self.identity.as_str()) {
                 return Ok(false);
@@ -391,9 +397,15 @@ impl LeaseElector {
         })
         .await;
         match released {
-            Ok(Ok(true)) => tracing::info!("released the Lease; a standby takes over on its next round"),
-            Ok(Ok(false)) => tracing::info!("the Lease had another holder already; nothing to release"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the Lease; it expires by itself"),
+            Ok(Ok(true)) => {
+                tracing::info!("released the Lease; a standby takes over on its next round")
+            }
+            Ok(Ok(false)) => {
+                tracing::info!("the Lease had another holder already; nothing to release")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot release the Lease; it expires by itself")
+            }
             Err(_) => tracing::warn!("releasing the Lease timed out; it expires by itself"),
         }
     }
@@ -432,14 +444,30 @@ mod tests {
         };
         let wall = Timestamp::now();
         assert_eq!(
-            decide(&observed, ME, &timing, seen_at + Duration::from_millis(14_999), wall),
+            decide(
+                &observed,
+                ME,
+                &timing,
+                seen_at + Duration::from_millis(14_999),
+                wall
+            ),
             Decision::Standby {
                 holder: "replica-b".into()
             }
         );
-        let spec = hold(decide(&observed, ME, &timing, seen_at + Duration::from_secs(15), wall));
+        let spec = hold(decide(
+            &observed,
+            ME,
+            &timing,
+            seen_at + Duration::from_secs(15),
+            wall,
+        ));
         assert_eq!(spec.holder_identity.as_deref(), Some(ME));
-        assert_eq!(spec.lease_transitions, Some(4), "a change of holder is a transition");
+        assert_eq!(
+            spec.lease_transitions,
+            Some(4),
+            "a change of holder is a transition"
+        );
         assert_eq!(spec.acquire_time, Some(MicroTime(wall)));
     }
 
@@ -450,7 +478,13 @@ mod tests {
         let now = Instant::now();
         let observed = Observed::see(None, record(Some("replica-b"), 1), now);
         assert!(matches!(
-            decide(&observed, ME, &LeaseTiming::default(), now, Timestamp::now()),
+            decide(
+                &observed,
+                ME,
+                &LeaseTiming::default(),
+                now,
+                Timestamp::now()
+            ),
             Decision::Standby { .. }
         ));
         // The same record seen again later does not restart the clock; a new renewal does.
@@ -467,7 +501,13 @@ mod tests {
     fn the_holder_renews_keeping_its_acquire_time_and_transitions() {
         let now = Instant::now();
         let observed = Observed::see(None, record(Some(ME), 7), now);
-        let spec = hold(decide(&observed, ME, &LeaseTiming::default(), now, Timestamp::now()));
+        let spec = hold(decide(
+            &observed,
+            ME,
+            &LeaseTiming::default(),
+            now,
+            Timestamp::now(),
+        ));
         assert_eq!(spec.lease_transitions, Some(7));
         assert_eq!(spec.acquire_time, Some(MicroTime(Timestamp::UNIX_EPOCH)));
         assert_eq!(spec.lease_duration_seconds, Some(15));
@@ -479,7 +519,13 @@ mod tests {
         let mut released = record(None, 2);
         released.lease_duration_seconds = Some(1);
         let observed = Observed::see(None, released, now);
-        let spec = hold(decide(&observed, ME, &LeaseTiming::default(), now, Timestamp::now()));
+        let spec = hold(decide(
+            &observed,
+            ME,
+            &LeaseTiming::default(),
+            now,
+            Timestamp::now(),
+        ));
         assert_eq!(spec.lease_transitions, Some(3));
     }
 }

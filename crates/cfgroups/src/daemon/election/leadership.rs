@@ -227,13 +227,14 @@ impl Publisher {
 
     /// The hold was renewed: writes may start until `valid_until`.
     pub fn renewed(&self, valid_until: Instant) {
-        self.standing.send_if_modified(|standing| match &mut standing.term {
-            Some(term) => {
-                term.valid_until = Some(valid_until);
-                true
-            }
-            None => false,
-        });
+        self.standing
+            .send_if_modified(|standing| match &mut standing.term {
+                Some(term) => {
+                    term.valid_until = Some(valid_until);
+                    true
+                }
+                None => false,
+            });
     }
 
     /// This replica no longer leads (or never did), and the holder is `holder` as far as
@@ -270,8 +271,12 @@ impl Publisher {
 
     fn log_holder(&self, holder: Option<&str>) {
         match holder {
-            Some(holder) => tracing::info!(identity = %self.identity, leader = holder, "standing by; the leader is {holder}"),
-            None => tracing::info!(identity = %self.identity, "standing by; no replica holds the lock"),
+            Some(holder) => {
+                tracing::info!(identity = %self.identity, leader = holder, "standing by; the leader is {holder}")
+            }
+            None => {
+                tracing::info!(identity = %self.identity, "standing by; no replica holds the lock")
+            }
         }
         self.metrics.set_leader_holder(holder);
     }
@@ -317,7 +322,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(9)).await;
         assert!(!guard.token().is_cancelled(), "renewed in time");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(guard.token().is_cancelled(), "not renewed: the term is over");
+        assert!(
+            guard.token().is_cancelled(),
+            "not renewed: the term is over"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -341,7 +349,10 @@ mod tests {
 
         let guard = leadership.guard_term(&parent);
         parent.cancel();
-        assert!(guard.token().is_cancelled(), "a child of the shutdown token");
+        assert!(
+            guard.token().is_cancelled(),
+            "a child of the shutdown token"
+        );
     }
 
     #[tokio::test]
@@ -374,13 +385,25 @@ mod tests {
         publisher.renewed(Instant::now() + Duration::from_secs(10));
         let text = metrics.encode();
         assert!(text.contains("cfgroups_leader 1"), "{text}");
-        assert!(text.contains("cfgroups_leader_transitions_total{change=\"acquired\"} 1"), "{text}");
-        assert!(text.contains("cfgroups_leader_holder_info{holder=\"replica-a\"} 1"), "{text}");
+        assert!(
+            text.contains("cfgroups_leader_transitions_total{change=\"acquired\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cfgroups_leader_holder_info{holder=\"replica-a\"} 1"),
+            "{text}"
+        );
         publisher.step_down("test", Some("replica-b".to_owned()));
         let text = metrics.encode();
         assert!(text.contains("cfgroups_leader 0"), "{text}");
-        assert!(text.contains("cfgroups_leader_transitions_total{change=\"lost\"} 1"), "{text}");
-        assert!(text.contains("cfgroups_leader_holder_info{holder=\"replica-b\"} 1"), "{text}");
+        assert!(
+            text.contains("cfgroups_leader_transitions_total{change=\"lost\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cfgroups_leader_holder_info{holder=\"replica-b\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("holder=\"replica-a\""), "{text}");
     }
 }

@@ -24,8 +24,8 @@ pub mod etcd;
 pub mod etcd_gateway;
 pub mod gate;
 pub mod kubernetes;
-pub mod lease;
 pub mod leadership;
+pub mod lease;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,8 +35,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use gate::LeaderWriter;
-pub use lease::{LeaseTiming, TimingError};
 pub use leadership::{Leadership, Publisher, Standing, Term, TermGuard};
+pub use lease::{LeaseTiming, TimingError};
 
 use crate::daemon::Metrics;
 
@@ -101,9 +101,13 @@ pub struct ElectionSettings {
 pub enum ElectionError {
     #[error("leader election timing: {0}")]
     Timing(#[from] TimingError),
-    #[error("the replica identity must be 1 to 253 printable ASCII characters without spaces, got {0:?}")]
+    #[error(
+        "the replica identity must be 1 to 253 printable ASCII characters without spaces, got {0:?}"
+    )]
     Identity(String),
-    #[error("the lock name must be a lowercase DNS subdomain (a-z, 0-9, '-', '.'; at most 253), got {0:?}")]
+    #[error(
+        "the lock name must be a lowercase DNS subdomain (a-z, 0-9, '-', '.'; at most 253), got {0:?}"
+    )]
     LockName(String),
     #[error(transparent)]
     Kubernetes(#[from] kubernetes::KubernetesError),
@@ -215,7 +219,9 @@ impl Election {
             .await
             .is_err()
         {
-            tracing::warn!("the lock was not released in time; the standby takes over when the lease expires");
+            tracing::warn!(
+                "the lock was not released in time; the standby takes over when the lease expires"
+            );
             task.abort();
         }
     }
@@ -272,7 +278,15 @@ mod tests {
         for good in ["cfgroups", "cfgroups-production", "cfgroups.team-a"] {
             assert!(check_lock_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Cfgroups", "-cfgroups", "cfgroups-", "a..b", "a/b", "a_b"] {
+        for bad in [
+            "",
+            "Cfgroups",
+            "-cfgroups",
+            "cfgroups-",
+            "a..b",
+            "a/b",
+            "a_b",
+        ] {
             assert!(check_lock_name(bad).is_err(), "{bad:?}");
         }
     }
