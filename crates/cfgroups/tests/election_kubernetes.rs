@@ -170,6 +170,7 @@ async fn a_released_lease_is_taken_over_without_waiting_for_expiry() {
         "the standby waited for expiry ({handover:?})"
     );
     replicas[other].election.take().unwrap().release().await;
+    assert!(api.verbs().contains("watch"), "the standby did not watch the Lease");
     assert_clean_api_use(&api);
 }
 

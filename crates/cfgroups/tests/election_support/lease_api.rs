@@ -5,15 +5,17 @@
 //! real API server does. An update with no `resourceVersion` is accepted (the real server
 //! treats it as unconditional) but counted, so tests can assert there never is one.
 //!
-//! It records every verb called (for the RBAC check) and can be told to fail every request
-//! (503), as an unreachable or overloaded API server would.
+//! It serves watches of one Lease (`?watch=true&fieldSelector=metadata.name=NAME`) from a
+//! `resourceVersion` on, as newline-delimited events. It records every verb called (for the
+//! RBAC check) and can be told to fail every request (503), as an unreachable or overloaded
+//! API server would.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +32,10 @@ struct Store {
     failing: bool,
     /// Every (holder, resourceVersion) a successful write left, in order.
     history: Vec<(Option<String>, u64)>,
+    /// Every write as a watch event: (namespace, name, resourceVersion, event JSON).
+    events: Vec<(String, String, u64, Value)>,
+    /// Open watches, each with the Lease it follows.
+    watchers: Vec<(String, String, tokio::sync::mpsc::UnboundedSender<Value>)>,
 }
 
 /// A running fake; stops when dropped.
@@ -45,7 +51,7 @@ impl FakeLeaseApi {
         let store = Arc::new(Mutex::new(Store::default()));
         let base = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases";
         let app = Router::new()
-            .route(base, post(create))
+            .route(base, post(create).get(watch))
             .route(
                 &format!("{base}/{{name}}"),
                 get(read).put(update).patch(patch).delete(delete),
@@ -171,7 +177,7 @@ fn enter(store: &mut Store, verb: &str) -> Option<Response> {
     })
 }
 
-fn stamp(store: &mut Store, lease: &mut Value, namespace: &str, name: &str) {
+fn stamp(store: &mut Store, lease: &mut Value, namespace: &str, name: &str, kind: &str) {
     store.version += 1;
     store.writes += 1;
     lease["apiVersion"] = json!("coordination.k8s.io/v1");
@@ -184,6 +190,13 @@ fn stamp(store: &mut Store, lease: &mut Value, namespace: &str, name: &str) {
         .filter(|h| !h.is_empty())
         .map(str::to_owned);
     store.history.push((holder, store.version));
+    let event = json!({ "type": kind, "object": lease.clone() });
+    store
+        .events
+        .push((namespace.to_owned(), name.to_owned(), store.version, event.clone()));
+    store.watchers.retain(|(ns, n, sender)| {
+        ns != namespace || n != name || sender.send(event.clone()).is_ok()
+    });
 }
 
 async fn read(State(store): Shared, Path((namespace, name)): Path<(String, String)>) -> Response {
@@ -235,7 +248,7 @@ async fn create(
             &format!("leases \"{name}\" already exists"),
         );
     }
-    stamp(&mut store, &mut lease, &namespace, &name);
+    stamp(&mut store, &mut lease, &namespace, &name, "ADDED");
     store.leases.insert(key, lease.clone());
     (StatusCode::CREATED, axum::Json(lease)).into_response()
 }
@@ -275,9 +288,50 @@ async fn update(
         }
         Some(_) => {}
     }
-    stamp(&mut store, &mut lease, &namespace, &name);
+    stamp(&mut store, &mut lease, &namespace, &name, "MODIFIED");
     store.leases.insert(key, lease.clone());
     axum::Json(lease).into_response()
+}
+
+/// `GET .../leases?watch=true&fieldSelector=metadata.name=NAME&resourceVersion=N`: the
+/// events of that Lease after `N`, then every new one, until the client goes away.
+async fn watch(
+    State(store): Shared,
+    Path(namespace): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut store = lock(&store);
+    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if let Some(failure) = enter(&mut store, if watching { "watch" } else { "list" }) {
+        return failure;
+    }
+    let name = query
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name="))
+        .map(str::to_owned);
+    let (true, Some(name)) = (watching, name) else {
+        return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the fake only watches one Lease by name");
+    };
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    for (ns, n, version, event) in &store.events {
+        if *ns == namespace && *n == name && *version > from {
+            let _ = sender.send(event.clone());
+        }
+    }
+    store.watchers.push((namespace, name, sender));
+    let lines = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = receiver.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(format!("{event}\n")), receiver))
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn patch(State(store): Shared) -> Response {

@@ -14,6 +14,10 @@
 //!   replica decides again next round: two replicas racing for an expired Lease cannot
 //!   both win. No write is ever sent without that precondition.
 //!
+//! A standby also watches the Lease between rounds; an event that shows it released (no
+//! holder) or deleted starts a round at once, so a clean handover takes a round trip
+//! rather than a retry period. The watch is only a hint: decisions are made by the rounds.
+//!
 //! A successful write started at `t` lets the leader start writes until
 //! `t + renew_deadline`; a leader that cannot renew by then steps down. On release the
 //! leader writes an empty holder with a 1 s duration (as client-go's `ReleaseOnCancel`),
@@ -33,8 +37,10 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{PostParams, WatchEvent, WatchParams};
 use thiserror::Error;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -48,8 +54,9 @@ pub const SERVICE_ACCOUNT_NAMESPACE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// The verbs this elector uses on `leases`, which its Role must grant: read, create the
-/// first time, full update under `resourceVersion` (never patch, never delete).
-pub const VERBS: &[&str] = &["get", "create", "update"];
+/// first time, full update under `resourceVersion`, and watch (a standby, for releases);
+/// never patch, never delete.
+pub const VERBS: &[&str] = &["get", "create", "update", "watch"];
 
 /// Why the Kubernetes elector could not start, or a round failed.
 #[derive(Debug, Error)]
@@ -166,9 +173,15 @@ pub fn decide(
 enum Round {
     /// This replica holds the Lease, in term `transitions`.
     Holding { term: u64 },
-    /// Someone else does.
-    HeldBy(String),
+    /// Someone else does; the Lease's `resourceVersion`, to watch from.
+    HeldBy(String, Option<String>),
 }
+
+/// Events of the watched Lease.
+type LeaseEvents = BoxStream<'static, Result<WatchEvent<Lease>, kube::Error>>;
+
+/// How long the API server keeps one watch open before the standby opens another.
+const WATCH_SECONDS: u32 = 290;
 
 /// Campaigns for one Lease as one replica.
 pub struct LeaseElector {
@@ -245,6 +258,7 @@ impl LeaseElector {
         tracing::info!(namespace = %self.namespace, lease = %self.name, "leader election on a Kubernetes Lease");
         let mut observed: Option<Observed> = None;
         let mut next_round = Instant::now();
+        let mut events: Option<LeaseEvents> = None;
         loop {
             let valid_until = publisher.term().and_then(|t| t.valid_until);
             let deadline = async {
@@ -260,6 +274,21 @@ impl LeaseElector {
                     publisher.step_down("could not renew the Lease within the renew deadline", None);
                     continue;
                 }
+                event = next_event(&mut events) => {
+                    match event {
+                        Some(Ok(WatchEvent::Added(lease) | WatchEvent::Modified(lease)))
+                            if Record::of(&lease).holder.is_none() =>
+                        {
+                            tracing::debug!("the Lease was released; trying now");
+                            next_round = Instant::now();
+                        }
+                        Some(Ok(WatchEvent::Deleted(_))) => next_round = Instant::now(),
+                        Some(Ok(_)) => {}
+                        // Ended or broken: the next round opens another.
+                        Some(Err(_)) | None => events = None,
+                    }
+                    continue;
+                }
                 () = tokio::time::sleep_until(next_round) => {}
             }
             next_round = Instant::now() + self.timing.jittered_retry();
@@ -269,17 +298,23 @@ impl LeaseElector {
             let round = tokio::time::timeout_at(bound, self.round(&mut observed, started)).await;
             match round {
                 Ok(Ok(Round::Holding { term })) => {
+                    events = None;
                     let until = self.timing.valid_until(started);
                     match publisher.term() {
                         Some(current) if current.number == term => publisher.renewed(until),
                         _ => publisher.lead(term, until),
                     }
                 }
-                Ok(Ok(Round::HeldBy(holder))) => {
+                Ok(Ok(Round::HeldBy(holder, version))) => {
                     if publisher.term().is_some() {
                         publisher.step_down("another replica holds the Lease", Some(holder));
                     } else {
                         publisher.observe_holder(Some(holder));
+                    }
+                    if events.is_none()
+                        && let Some(version) = version
+                    {
+                        events = self.watch(&version).await;
                     }
                 }
                 Ok(Err(e)) if e.is_conflict() => {
@@ -290,6 +325,22 @@ impl LeaseElector {
             }
         }
         self.release(&publisher).await;
+    }
+
+    /// Opens a watch on the Lease from `version`; `None` if it cannot be opened now.
+    async fn watch(&self, version: &str) -> Option<LeaseEvents> {
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", self.name))
+            .timeout(WATCH_SECONDS);
+        let opening = self.api.watch(&params, version);
+        match tokio::time::timeout(self.timing.request_timeout(), opening).await {
+            Ok(Ok(stream)) => Some(stream.boxed()),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cannot watch the Lease; polling only");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// One read-decide-write round.
@@ -340,7 +391,9 @@ impl LeaseElector {
         let seen = Observed::see(observed.as_ref(), Record::of(&lease), now);
         *observed = Some(seen.clone());
         match decide(&seen, &self.identity, &self.timing, now, wall) {
-            Decision::Standby { holder } => Ok(Round::HeldBy(holder)),
+            Decision::Standby { holder } => {
+                Ok(Round::HeldBy(holder, lease.metadata.resource_version.clone()))
+            }
             Decision::Hold(spec) => {
                 if lease.metadata.resource_version.is_none() {
                     return Err(KubernetesError::NoResourceVersion);
@@ -408,6 +461,16 @@ impl LeaseElector {
             }
             Err(_) => tracing::warn!("releasing the Lease timed out; it expires by itself"),
         }
+    }
+}
+
+/// The next event of the watch, or never when there is none.
+async fn next_event(
+    events: &mut Option<LeaseEvents>,
+) -> Option<Result<WatchEvent<Lease>, kube::Error>> {
+    match events {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
     }
 }
 
