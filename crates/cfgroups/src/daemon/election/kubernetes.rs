@@ -34,11 +34,11 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use kube::Api;
 use kube::api::{PostParams, WatchEvent, WatchParams};
 use thiserror::Error;
@@ -391,9 +391,10 @@ impl LeaseElector {
         let seen = Observed::see(observed.as_ref(), Record::of(&lease), now);
         *observed = Some(seen.clone());
         match decide(&seen, &self.identity, &self.timing, now, wall) {
-            Decision::Standby { holder } => {
-                Ok(Round::HeldBy(holder, lease.metadata.resource_version.clone()))
-            }
+            Decision::Standby { holder } => Ok(Round::HeldBy(
+                holder,
+                lease.metadata.resource_version.clone(),
+            )),
             Decision::Hold(spec) => {
                 if lease.metadata.resource_version.is_none() {
                     return Err(KubernetesError::NoResourceVersion);

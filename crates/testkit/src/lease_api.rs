@@ -191,9 +191,12 @@ fn stamp(store: &mut Store, lease: &mut Value, namespace: &str, name: &str, kind
         .map(str::to_owned);
     store.history.push((holder, store.version));
     let event = json!({ "type": kind, "object": lease.clone() });
-    store
-        .events
-        .push((namespace.to_owned(), name.to_owned(), store.version, event.clone()));
+    store.events.push((
+        namespace.to_owned(),
+        name.to_owned(),
+        store.version,
+        event.clone(),
+    ));
     store.watchers.retain(|(ns, n, sender)| {
         ns != namespace || n != name || sender.send(event.clone()).is_ok()
     });
@@ -310,7 +313,11 @@ async fn watch(
         .and_then(|f| f.strip_prefix("metadata.name="))
         .map(str::to_owned);
     let (true, Some(name)) = (watching, name) else {
-        return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "the fake only watches one Lease by name");
+        return status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "the fake only watches one Lease by name",
+        );
     };
     let from: u64 = query
         .get("resourceVersion")
@@ -325,7 +332,10 @@ async fn watch(
     store.watchers.push((namespace, name, sender));
     let lines = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = receiver.recv().await?;
-        Some((Ok::<_, std::convert::Infallible>(format!("{event}\n")), receiver))
+        Some((
+            Ok::<_, std::convert::Infallible>(format!("{event}\n")),
+            receiver,
+        ))
     });
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
