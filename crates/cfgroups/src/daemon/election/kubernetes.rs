@@ -29,8 +29,8 @@
 //! does use `resourceVersion` preconditions, but pins kube 1.1 (a second Kubernetes client
 //! stack next to kube 5, and the archived `serde_yaml` our supply-chain policy bans), and has
 //! no renew deadline: its holder believes in its claim until the claim's expiry. The
-//! algorithm here is client-go's, about 150 lines, and tested against a fake API server
-//! that enforces `resourceVersion` as the real one does.
+//! algorithm here is client-go's, written out in this file and tested against a fake API
+//! server that enforces `resourceVersion` as the real one does.
 
 use std::time::Duration;
 
