@@ -228,6 +228,7 @@ impl FakeCloudflareBuilder {
             log: Mutex::new(Default::default()),
             changes: watch::channel(0).0,
             persist: self.persist,
+            on_arrival: Mutex::new(None),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
@@ -304,6 +305,13 @@ impl FakeCloudflare {
     /// A copy of the request accounting so far.
     pub fn requests(&self) -> Requests {
         lock(&self.shared.log).snapshot()
+    }
+
+    /// Calls `hook` with each request as it arrives, before latency, the rate limit, faults
+    /// or the handler: a test sees the world as it is at that moment (for example, what a
+    /// client had written to disk before it sent a DELETE). Replaces any earlier hook.
+    pub fn on_arrival(&self, hook: impl Fn(&RequestRecord) + Send + Sync + 'static) {
+        *lock(&self.shared.on_arrival) = Some(server::ArrivalHook(Arc::new(hook)));
     }
 
     /// Clears the request accounting.

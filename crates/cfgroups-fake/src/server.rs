@@ -52,6 +52,18 @@ pub(crate) struct Shared {
     pub(crate) changes: watch::Sender<u64>,
     /// Where the state is saved after every mutation, if anywhere.
     pub(crate) persist: Option<PathBuf>,
+    /// Called as each request arrives, before anything else happens to it.
+    pub(crate) on_arrival: Mutex<Option<ArrivalHook>>,
+}
+
+/// A test's hook on arriving requests; see [`crate::FakeCloudflare::on_arrival`].
+#[derive(Clone)]
+pub(crate) struct ArrivalHook(pub(crate) Arc<dyn Fn(&RequestRecord) + Send + Sync>);
+
+impl std::fmt::Debug for ArrivalHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArrivalHook")
+    }
 }
 
 /// Locks a mutex, carrying on if a panicking holder poisoned it: the fake's state stays
@@ -142,16 +154,21 @@ async fn handle(
         .map(str::to_owned);
     lock(&shared.log).arrive(&method, route);
     shared.bump();
+    let record = RequestRecord {
+        at: Instant::now(),
+        method: method.clone(),
+        path: path_and_query,
+        route,
+        user_agent,
+        status: None,
+    };
+    let hook = lock(&shared.on_arrival).clone();
+    if let Some(ArrivalHook(hook)) = hook {
+        hook(&record);
+    }
     let in_flight = InFlight {
         shared: shared.clone(),
-        record: Some(RequestRecord {
-            at: Instant::now(),
-            method: method.clone(),
-            path: path_and_query,
-            route,
-            user_agent,
-            status: None,
-        }),
+        record: Some(record),
     };
 
     let outcome = respond(&shared, request, &method, &path, route).await;

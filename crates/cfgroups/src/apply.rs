@@ -1,11 +1,17 @@
-//! Carrying out a plan's deletions: for each one, back up the group's members, journal the
-//! intent (synced to disk), send the DELETE, journal the outcome. Deletions run
-//! concurrently under one bound, through a [`GroupWriter`] (the HTTP client in the product,
-//! whose every request passes the shared budget).
+//! Carrying out a plan's deletions. For each one:
+//! 1. read the group fresh (by id, or by exact name when a declaration matched it by name)
+//!    and re-apply the plan's rules to what comes back ([`crate::plan::recheck`]): a plan
+//!    can be minutes old, and a group renamed, protected or joined by a namesake since is
+//!    not deleted;
+//! 2. back up its members, and journal the intent with the fresh group (synced to disk; a
+//!    backup identical to the group's latest one is journaled as a reference to it);
+//! 3. send the DELETE; an answer that does not settle whether the group is gone (a 404, an
+//!    error) is confirmed with a GET before it is believed;
+//! 4. journal the outcome.
 //!
-//! The plan handed in must come from a fresh listing: the reconcile pipeline lists right
-//! before acting, and [`crate::plan::plan`] has already applied every safety rule, so this
-//! module deletes exactly `plan.deletions()` and nothing else.
+//! Deletions run concurrently under one bound, through a [`GroupWriter`] (the HTTP client in
+//! the product, whose every request passes the shared budget). Only the plan's `delete`
+//! items are candidates: [`crate::plan::plan`] has applied every safety rule already.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,9 +21,11 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{DesiredAccount, DesiredState};
 use crate::journal::{self, Journal, JournalError, Record};
 use crate::model::{AccountId, DeletionOutcome, ObservedGroup};
-use crate::plan::{Action, Plan};
+use crate::plan::{self, Action, MatchedBy, Plan, PlanItem};
+use crate::shown::Quoted;
 use crate::writer::{GroupWriter, WriteErrorKind};
 
 /// Default number of deletions in flight at once, across all accounts.
@@ -50,6 +58,8 @@ pub struct AccountTally {
     pub failed: usize,
     pub not_started: usize,
     pub blocked: usize,
+    /// Not deleted because the group changed between the plan and its DELETE.
+    pub moved: usize,
 }
 
 impl AccountTally {
@@ -58,6 +68,7 @@ impl AccountTally {
             Some(DeletionOutcome::Deleted) => self.deleted += 1,
             Some(DeletionOutcome::AlreadyAbsent) => self.already_absent += 1,
             Some(DeletionOutcome::Failed { .. }) => self.failed += 1,
+            Some(DeletionOutcome::Moved { .. }) => self.moved += 1,
             None => self.not_started += 1,
         }
     }
@@ -69,6 +80,7 @@ impl AccountTally {
             failed: self.failed + other.failed,
             not_started: self.not_started + other.not_started,
             blocked: self.blocked + other.blocked,
+            moved: self.moved + other.moved,
         }
     }
 }
@@ -88,10 +100,11 @@ impl ApplySummary {
             .fold(AccountTally::default(), |sum, tally| sum.add(*tally))
     }
 
-    /// Everything planned was done: nothing failed, was blocked, or was left unstarted.
+    /// Everything planned was done: nothing failed, was blocked, moved, or was left
+    /// unstarted.
     pub fn complete(&self) -> bool {
         let total = self.total();
-        total.failed + total.blocked + total.not_started == 0
+        total.failed + total.blocked + total.not_started + total.moved == 0
     }
 }
 
@@ -111,11 +124,14 @@ pub struct Progress<'a> {
     pub outcome: &'a DeletionOutcome,
 }
 
-/// Carries out every deletion of `plan`, journaling under `run_id`. Returns when all have
-/// finished or `stop` was cancelled (a DELETE already sent finishes and is journaled; no new
-/// one starts); a journal failure stops everything and is returned as the error.
+/// Carries out every deletion of `plan`, made from `desired`, journaling under `run_id`.
+/// Returns when all have finished or `stop` was cancelled (a DELETE already sent finishes and
+/// is journaled; no new one starts); a journal failure stops everything and is returned as
+/// the error.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute<W: GroupWriter>(
     plan: &Plan,
+    desired: &DesiredState,
     writer: &W,
     journal: &Arc<Journal>,
     options: &ApplyOptions,
@@ -144,13 +160,21 @@ pub async fn execute<W: GroupWriter>(
         run_id,
         halt: &halt,
     };
+    let candidates = plan.accounts.iter().flat_map(|account| {
+        let rules = desired.accounts.iter().find(|d| d.id == account.id);
+        account
+            .items
+            .iter()
+            .filter(|item| item.action == Action::Delete)
+            .filter_map(move |item| Some((&account.id, rules?, item, item.observed.as_ref()?)))
+    });
     let results: Vec<(AccountId, Result<Option<DeletionOutcome>, JournalError>)> =
-        futures_util::stream::iter(plan.deletions())
-            .map(|(account, group)| {
+        futures_util::stream::iter(candidates)
+            .map(|(account, rules, item, group)| {
                 let deletion = &deletion;
                 let halt = &halt;
                 async move {
-                    let result = deletion.run(account, group).await;
+                    let result = deletion.run(account, rules, item, group).await;
                     match &result {
                         Ok(Some(outcome)) => on_progress(Progress {
                             account,
@@ -195,24 +219,31 @@ struct Deletion<'a, W> {
 }
 
 impl<W: GroupWriter> Deletion<'_, W> {
-    /// Backs up, journals, deletes and journals one group. `None`: not started (stopped).
+    /// Reads, checks, backs up, journals, deletes and journals one group. `None`: not
+    /// started (stopped).
     async fn run(
         &self,
         account: &AccountId,
-        group: &ObservedGroup,
+        rules: &DesiredAccount,
+        item: &PlanItem,
+        planned: &ObservedGroup,
     ) -> Result<Option<DeletionOutcome>, JournalError> {
         if !self.may_start() {
             return Ok(None);
         }
+        let fresh = match self.read_fresh(account, rules, item, planned).await {
+            Ok(fresh) => fresh,
+            Err(outcome) => return Ok(Some(outcome)),
+        };
         let members = if self.options.backup_members {
-            match self.writer.list_members(account, &group.id).await {
+            match self.writer.list_members(account, &fresh.id).await {
                 Ok(members) => Some(members),
                 Err(e) if e.kind == WriteErrorKind::NotFound => {
-                    tracing::info!(%account, group = %group.id, "group already absent");
+                    tracing::info!(%account, group = %fresh.id, "group already absent");
                     return Ok(Some(DeletionOutcome::AlreadyAbsent));
                 }
                 Err(e) => {
-                    tracing::warn!(%account, group = %group.id, error = %e, "cannot back up members; not deleting");
+                    tracing::warn!(%account, group = %fresh.id, error = %e, "cannot back up members; not deleting");
                     return Ok(Some(DeletionOutcome::Failed {
                         error: format!("cannot back up members: {e}"),
                     }));
@@ -224,34 +255,35 @@ impl<W: GroupWriter> Deletion<'_, W> {
         if !self.may_start() {
             return Ok(None);
         }
-        self.append(Record::Intent {
-            at: journal::now(),
-            run: self.run_id.to_owned(),
-            account: account.clone(),
-            group: group.clone(),
-            members,
+        let (run, intent_account, group) = (self.run_id.to_owned(), account.clone(), fresh.clone());
+        self.journaled(move |journal| {
+            journal
+                .append_intent(&run, &intent_account, &group, members)
+                .map(drop)
         })
         .await?;
-        let outcome = self.writer.delete_group(account, &group.id).await;
+        let answer = self.writer.delete_group(account, &fresh.id).await;
+        let outcome = self.confirm(account, &fresh, answer).await;
         match &outcome {
             DeletionOutcome::Deleted => {
-                tracing::info!(%account, group = %group.id, name = %group.name, "deleted");
+                tracing::info!(%account, group = %fresh.id, name = %Quoted(&fresh.name), "deleted");
             }
             DeletionOutcome::AlreadyAbsent => {
-                tracing::info!(%account, group = %group.id, "group already absent (404 on delete)");
+                tracing::info!(%account, group = %fresh.id, "group already absent (404 on delete, confirmed)");
             }
-            DeletionOutcome::Failed { error } => {
-                tracing::warn!(%account, group = %group.id, %error, "delete failed");
+            DeletionOutcome::Failed { error } | DeletionOutcome::Moved { reason: error } => {
+                tracing::warn!(%account, group = %fresh.id, %error, "delete failed");
             }
         }
-        self.append(Record::Outcome {
+        let record = Record::Outcome {
             at: journal::now(),
             run: self.run_id.to_owned(),
             account: account.clone(),
-            group_id: group.id.clone(),
+            group_id: fresh.id.clone(),
             outcome: outcome.clone(),
-        })
-        .await?;
+        };
+        self.journaled(move |journal| journal.append(&record))
+            .await?;
         Ok(Some(outcome))
     }
 
@@ -269,11 +301,87 @@ impl<W: GroupWriter> Deletion<'_, W> {
         true
     }
 
+    /// The group as it is right before its DELETE, if the plan's rules still hold for it;
+    /// else the outcome that ends this deletion (gone already, moved, or unreadable).
+    async fn read_fresh(
+        &self,
+        account: &AccountId,
+        rules: &DesiredAccount,
+        item: &PlanItem,
+        planned: &ObservedGroup,
+    ) -> Result<ObservedGroup, DeletionOutcome> {
+        let unreadable = |e: crate::writer::WriteError| DeletionOutcome::Failed {
+            error: format!("cannot read the group before deleting it: {e}"),
+        };
+        let (fresh, named) = if item.matched_by == Some(MatchedBy::Name) {
+            let named = self
+                .writer
+                .groups_named(account, &planned.name)
+                .await
+                .map_err(unreadable)?;
+            let count = named.len();
+            match named.into_iter().find(|g| g.id == planned.id) {
+                Some(fresh) => (fresh, count),
+                None => match self.writer.get_group(account, &planned.id).await {
+                    Ok(Some(renamed)) => (renamed, count),
+                    Ok(None) => return Err(DeletionOutcome::AlreadyAbsent),
+                    Err(e) => return Err(unreadable(e)),
+                },
+            }
+        } else {
+            match self.writer.get_group(account, &planned.id).await {
+                Ok(Some(fresh)) => (fresh, 1),
+                Ok(None) => return Err(DeletionOutcome::AlreadyAbsent),
+                Err(e) => return Err(unreadable(e)),
+            }
+        };
+        match plan::recheck(rules, item, &fresh, named) {
+            Ok(()) => Ok(fresh),
+            Err(moved) => {
+                tracing::warn!(%account, group = %planned.id, reason = %moved, "not deleting: the group changed since it was planned");
+                Err(DeletionOutcome::Moved {
+                    reason: moved.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Believes a clean "deleted"; confirms anything else with a GET: a 404 may come from a
+    /// misrouted or lying answer while the group is still there, and a failed DELETE may
+    /// have taken effect all the same (its answer lost, the retry refused).
+    async fn confirm(
+        &self,
+        account: &AccountId,
+        group: &ObservedGroup,
+        answer: DeletionOutcome,
+    ) -> DeletionOutcome {
+        if answer == DeletionOutcome::Deleted {
+            return answer;
+        }
+        match (self.writer.get_group(account, &group.id).await, answer) {
+            (Ok(None), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::AlreadyAbsent,
+            (Ok(None), _) => DeletionOutcome::Deleted,
+            (Ok(Some(_)), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::Failed {
+                error: "the DELETE answered 404, but the group still exists".to_owned(),
+            },
+            (Ok(Some(_)), answer) => answer,
+            (Err(e), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::Failed {
+                error: format!(
+                    "the DELETE answered 404, and the group could not be read to confirm it: {e}"
+                ),
+            },
+            (Err(_), answer) => answer,
+        }
+    }
+
     /// Appends off the async threads: the append waits for the disk.
-    async fn append(&self, record: Record) -> Result<(), JournalError> {
+    async fn journaled(
+        &self,
+        append: impl FnOnce(&Journal) -> Result<(), JournalError> + Send + 'static,
+    ) -> Result<(), JournalError> {
         let journal = Arc::clone(self.journal);
         let path = journal.path().to_owned();
-        tokio::task::spawn_blocking(move || journal.append(&record))
+        tokio::task::spawn_blocking(move || append(&journal))
             .await
             .unwrap_or_else(|join| {
                 Err(JournalError::Io {

@@ -8,6 +8,7 @@
 //! - [`source`]: the `GroupSource` trait and its cloudflare, snapshot and exec implementations;
 //! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
 //! - [`report`]: the plan as text, JSON or Markdown;
+//! - [`shown`]: outside text shown to people: quoted, escaped, lookalikes told apart;
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`writer`]: the write operations as a trait, the seam between executor and HTTP;
@@ -36,6 +37,7 @@ pub mod reconcile;
 pub mod report;
 pub mod restore;
 pub mod saved_plan;
+pub mod shown;
 pub mod source;
 pub mod state_dir;
 pub mod writer;

@@ -185,6 +185,9 @@ pub enum DeletionOutcome {
     AlreadyAbsent,
     /// The group may still exist: the error says why.
     Failed { error: String },
+    /// Not deleted: the group read right before its DELETE was no longer the one planned
+    /// (renamed, protected, its name now shared); the next plan decides again.
+    Moved { reason: String },
 }
 
 impl DeletionOutcome {
@@ -194,6 +197,7 @@ impl DeletionOutcome {
             Self::Deleted => "deleted",
             Self::AlreadyAbsent => "already_absent",
             Self::Failed { .. } => "failed",
+            Self::Moved { .. } => "moved",
         }
     }
 

@@ -9,12 +9,13 @@
 //! - protected groups and names matching several groups are blocked (rule 4);
 //! - more candidates than `max_deletes` blocks every one of them, unless forced (rule 5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::config::{DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
 use crate::model::{AccountId, GroupId, GroupState, Observed, ObservedGroup};
+use crate::shown;
 
 /// Knobs of a plan that are not part of the desired state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +63,9 @@ pub enum BlockReason {
     OverMaxDeletes { planned: usize, max: u32 },
     /// Two declarations name the same live group with different states.
     ConflictingDeclarations,
+    /// Not declared itself, but its name is the name a declaration gives another group (by
+    /// id); pruning it would be a guess about which group the file means.
+    NameOfAnotherDeclaredGroup { declared_id: GroupId },
 }
 
 /// One group's line in the plan.
@@ -80,10 +84,22 @@ pub struct PlanItem {
     /// A human explanation where the action alone would puzzle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The live group to delete, as listed: what the journal backs up. Set on `delete` and
-    /// `blocked` items.
+    /// The live group to delete, as listed. Set on `delete` and `blocked` items.
     #[serde(skip)]
     pub observed: Option<ObservedGroup>,
+    /// How a declaration found the live group, for the checks right before its DELETE;
+    /// `None` for groups no declaration names.
+    #[serde(skip)]
+    pub matched_by: Option<MatchedBy>,
+}
+
+/// How a declaration found a live group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// By its id: exact, whatever the group is called.
+    Id,
+    /// By its name: right only while no other group has the name.
+    Name,
 }
 
 /// Whether an account's listing could be trusted.
@@ -229,6 +245,7 @@ fn item(action: Action, cause: Cause, group: &ObservedGroup) -> PlanItem {
         blocked: None,
         note: None,
         observed: matches!(action, Action::Delete | Action::Blocked).then(|| group.clone()),
+        matched_by: None,
     }
 }
 
@@ -244,6 +261,7 @@ fn declared_item(action: Action, declared: &DesiredGroup) -> PlanItem {
         blocked: None,
         note: None,
         observed: None,
+        matched_by: None,
     }
 }
 
@@ -254,8 +272,16 @@ fn blocked(mut item: PlanItem, reason: BlockReason) -> PlanItem {
 }
 
 /// A deletion candidate, unless a protect pattern covers the live group.
-fn candidate(account: &DesiredAccount, cause: Cause, group: &ObservedGroup) -> PlanItem {
-    let deletion = item(Action::Delete, cause, group);
+fn candidate(
+    account: &DesiredAccount,
+    cause: Cause,
+    group: &ObservedGroup,
+    matched_by: Option<MatchedBy>,
+) -> PlanItem {
+    let deletion = PlanItem {
+        matched_by,
+        ..item(Action::Delete, cause, group)
+    };
     match account.protect.matching(Some(&group.id), Some(&group.name)) {
         Some(pattern) => blocked(
             deletion,
@@ -304,7 +330,9 @@ fn plan_account(
                 )),
                 ..declared_item(Action::Missing, declared)
             },
-            (GroupState::Absent, None) => candidate(account, Cause::DeclaredAbsent, live),
+            (GroupState::Absent, None) => {
+                candidate(account, Cause::DeclaredAbsent, live, Some(MatchedBy::Id))
+            }
             (GroupState::Absent, Some(name)) => blocked(
                 item(Action::Delete, Cause::DeclaredAbsent, live),
                 BlockReason::IdNameMismatch {
@@ -315,6 +343,7 @@ fn plan_account(
         });
     }
 
+    let mut lookalikes = Lookalikes::new(groups);
     for declared in account.groups.iter().filter(|g| g.id.is_none()) {
         let Some(name) = &declared.name else { continue };
         let matches = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
@@ -341,6 +370,19 @@ fn plan_account(
             // The id declaration of the same group, with the same state, already speaks for it.
             continue;
         }
+        if matches.is_empty()
+            && let Some(note) = lookalikes.note(name)
+        {
+            let action = match declared.state {
+                GroupState::Present => Action::Missing,
+                GroupState::Absent => Action::InSync,
+            };
+            items.push(PlanItem {
+                note: Some(note),
+                ..declared_item(action, declared)
+            });
+            continue;
+        }
         items.push(match (declared.state, matches) {
             (GroupState::Present, []) => declared_item(Action::Missing, declared),
             (GroupState::Present, [live, ..]) => {
@@ -351,7 +393,9 @@ fn plan_account(
                 found
             }
             (GroupState::Absent, []) => declared_item(Action::InSync, declared),
-            (GroupState::Absent, [live]) => candidate(account, Cause::DeclaredAbsent, live),
+            (GroupState::Absent, [live]) => {
+                candidate(account, Cause::DeclaredAbsent, live, Some(MatchedBy::Name))
+            }
             (GroupState::Absent, several) => blocked(
                 declared_item(Action::Blocked, declared),
                 BlockReason::AmbiguousName {
@@ -361,14 +405,69 @@ fn plan_account(
         });
     }
 
+    // Names that declarations bind to an id: a group of such a name that no declaration
+    // claims is not the group the file speaks of, but pruning it would still be a guess.
+    let bound_names: HashMap<&str, &GroupId> = account
+        .groups
+        .iter()
+        .filter_map(|d| Some((d.name.as_deref()?, d.id.as_ref()?)))
+        .collect();
     let mut ignored = 0;
     for live in groups.iter().filter(|g| !claimed.contains_key(&g.id)) {
+        if let Some(declared_id) = bound_names.get(live.name.as_str()) {
+            let reason = BlockReason::NameOfAnotherDeclaredGroup {
+                declared_id: (*declared_id).clone(),
+            };
+            match account.unmanaged {
+                UnmanagedPolicy::Ignore => ignored += 1,
+                UnmanagedPolicy::Report => items.push(PlanItem {
+                    note: Some(format!(
+                        "a declaration gives this name to group {declared_id}"
+                    )),
+                    ..item(Action::Unmanaged, Cause::NotDeclared, live)
+                }),
+                UnmanagedPolicy::Delete => items.push(blocked(
+                    item(Action::Delete, Cause::NotDeclared, live),
+                    reason,
+                )),
+            }
+            continue;
+        }
         match account.unmanaged {
             UnmanagedPolicy::Ignore => ignored += 1,
             UnmanagedPolicy::Report => {
                 items.push(item(Action::Unmanaged, Cause::NotDeclared, live))
             }
-            UnmanagedPolicy::Delete => items.push(candidate(account, Cause::NotDeclared, live)),
+            UnmanagedPolicy::Delete => {
+                items.push(candidate(account, Cause::NotDeclared, live, None))
+            }
+        }
+    }
+
+    // A group that any declaration, by its id or by its name, wants present is never
+    // deleted, whichever other declaration would delete it: two declarations disagree.
+    let present_ids: HashSet<&GroupId> = account
+        .groups
+        .iter()
+        .filter(|d| d.state == GroupState::Present)
+        .filter_map(|d| d.id.as_ref())
+        .collect();
+    let present_names: HashSet<&str> = account
+        .groups
+        .iter()
+        .filter(|d| d.state == GroupState::Present)
+        .filter_map(|d| d.name.as_deref())
+        .collect();
+    for item in items.iter_mut().filter(|i| i.action == Action::Delete) {
+        let wanted = item.id.as_ref().is_some_and(|id| present_ids.contains(id))
+            || item
+                .name
+                .as_deref()
+                .is_some_and(|name| present_names.contains(name));
+        if wanted {
+            item.action = Action::Blocked;
+            item.blocked = Some(BlockReason::ConflictingDeclarations);
+            item.note = Some("another declaration wants this group present".into());
         }
     }
 
@@ -395,6 +494,117 @@ fn plan_account(
         ignored,
         items,
     }
+}
+
+/// Live groups by [`shown::lookalike_key`], built only when a declared name matches no group
+/// exactly: then a group whose name merely looks the same is pointed out, since the person
+/// who wrote the declaration most likely meant it (and it is neither deleted nor matched).
+struct Lookalikes<'a> {
+    groups: &'a [ObservedGroup],
+    by_key: Option<HashMap<String, Vec<&'a ObservedGroup>>>,
+}
+
+impl<'a> Lookalikes<'a> {
+    fn new(groups: &'a [ObservedGroup]) -> Self {
+        Self {
+            groups,
+            by_key: None,
+        }
+    }
+
+    /// A warning naming the live groups whose names look like `declared` but differ.
+    fn note(&mut self, declared: &str) -> Option<String> {
+        let groups = self.groups;
+        let by_key = self.by_key.get_or_insert_with(|| {
+            let mut by_key: HashMap<String, Vec<&ObservedGroup>> = HashMap::new();
+            for group in groups {
+                by_key
+                    .entry(shown::lookalike_key(&group.name))
+                    .or_default()
+                    .push(group);
+            }
+            by_key
+        });
+        let similar = by_key.get(&shown::lookalike_key(declared))?;
+        let described: Vec<String> = similar
+            .iter()
+            .filter(|g| g.name != declared)
+            .map(|g| {
+                format!(
+                    "{} ({}; differs by {})",
+                    shown::Quoted(&g.name),
+                    g.id,
+                    shown::difference(declared, &g.name)
+                )
+            })
+            .collect();
+        (!described.is_empty()).then(|| {
+            format!(
+                "warning: no group is named exactly {}, but {} looks the same; names must match exactly",
+                shown::Quoted(declared),
+                described.join(", ")
+            )
+        })
+    }
+}
+
+/// What changed about a planned deletion's group between the listing and the read right
+/// before its DELETE. Any of these means the group is not deleted this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The group is no longer what was planned under its id.
+    Renamed { from: String, to: String },
+    /// Its fresh identity is protected.
+    Protected { pattern: String },
+    /// It was matched by name, and that name is no longer one group's.
+    NameShared { name: String, groups: usize },
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Renamed { from, to } => {
+                write!(f, "renamed from {from:?} to {to:?} since it was listed")
+            }
+            Self::Protected { pattern } => write!(f, "now protected by {pattern:?}"),
+            Self::NameShared { name, groups } => write!(
+                f,
+                "{groups} groups are now named {name:?}; deleting by that name would be a guess"
+            ),
+        }
+    }
+}
+
+/// Re-applies the plan's rules to `fresh`, the group read again right before its DELETE:
+/// it must still be the group that was planned (same id and name), unprotected, and, when a
+/// declaration matched it by name, the only group of that name (`named`: how many groups a
+/// fresh exact-name query returned). The desired state cannot change within a cycle, so a
+/// group that kept its name is still declared the way it was planned.
+pub fn recheck(
+    account: &DesiredAccount,
+    item: &PlanItem,
+    fresh: &ObservedGroup,
+    named: usize,
+) -> Result<(), Moved> {
+    let planned = item.observed.as_ref().map(|g| g.name.as_str());
+    if item.id.as_ref() != Some(&fresh.id) || planned != Some(fresh.name.as_str()) {
+        return Err(Moved::Renamed {
+            from: planned.unwrap_or_default().to_owned(),
+            to: fresh.name.clone(),
+        });
+    }
+    if let Some(pattern) = account.protect.matching(Some(&fresh.id), Some(&fresh.name)) {
+        return Err(Moved::Protected {
+            pattern: pattern.to_owned(),
+        });
+    }
+    if item.matched_by == Some(MatchedBy::Name) && named != 1 {
+        return Err(Moved::NameShared {
+            name: fresh.name.clone(),
+            groups: named,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -427,5 +637,83 @@ mod tests {
         };
         assert_eq!(whole.summary().listing_failed, 2);
         assert!(whole.summary().drift());
+    }
+
+    fn desired(groups: &str) -> DesiredState {
+        let yaml = format!(
+            "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    groups:\n{groups}"
+        );
+        crate::config::parse(&yaml, std::path::Path::new("groups.yaml")).unwrap()
+    }
+
+    fn listed(groups: &[(&str, &str)]) -> Observed {
+        let account: AccountId = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        let groups = groups
+            .iter()
+            .map(|(id, name)| ObservedGroup {
+                id: id.parse().unwrap(),
+                name: (*name).to_owned(),
+                created_on: None,
+                modified_on: None,
+                policies: None,
+            })
+            .collect();
+        Observed::from([(account, Ok(groups))])
+    }
+
+    #[test]
+    fn a_group_absent_by_id_and_present_by_name_is_blocked_not_deleted() {
+        let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        for groups in [
+            format!("      - {{id: {id}, state: absent}}\n      - {{name: Ops, state: present}}\n"),
+            format!("      - {{name: Ops, state: present}}\n      - {{id: {id}, state: absent}}\n"),
+            format!("      - {{id: {id}, state: present}}\n      - {{name: Ops, state: absent}}\n"),
+        ] {
+            let plan = plan(
+                &desired(&groups),
+                &listed(&[(id, "Ops")]),
+                PlanOptions::default(),
+            );
+            assert_eq!(plan.deletions().count(), 0, "{groups}");
+            let blocked: Vec<&PlanItem> = plan.accounts[0]
+                .items
+                .iter()
+                .filter(|i| i.blocked == Some(BlockReason::ConflictingDeclarations))
+                .collect();
+            assert!(
+                !blocked.is_empty(),
+                "{groups}: {:?}",
+                plan.accounts[0].items
+            );
+        }
+    }
+
+    #[test]
+    fn a_declared_name_that_only_looks_like_a_live_one_is_pointed_out_not_matched() {
+        let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        for live in ["Contr\u{0430}ctors", "Contractors ", "Contr\u{200b}actors"] {
+            let plan = plan(
+                &desired("      - {name: Contractors, state: absent}\n"),
+                &listed(&[(id, live)]),
+                PlanOptions::default(),
+            );
+            assert_eq!(plan.deletions().count(), 0);
+            let declared = plan.accounts[0]
+                .items
+                .iter()
+                .find(|i| i.cause == Cause::DeclaredAbsent)
+                .unwrap();
+            let note = declared.note.as_deref().unwrap_or_default();
+            assert!(
+                note.starts_with("warning:") && note.contains(id),
+                "{live:?}: {note}"
+            );
+        }
+        let exact = plan(
+            &desired("      - {name: Contractors, state: absent}\n"),
+            &listed(&[(id, "Contractors")]),
+            PlanOptions::default(),
+        );
+        assert_eq!(exact.deletions().count(), 1);
     }
 }

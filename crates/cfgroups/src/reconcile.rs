@@ -31,11 +31,14 @@ pub struct PipelineOptions {
     pub plan: PlanOptions,
 }
 
-/// One cycle's view: the fresh listing, what it settled in the journal, and the plan.
+/// One cycle's view: the desired state it planned from, the fresh listing, what it settled
+/// in the journal, and the plan.
 #[derive(Debug)]
 pub struct Cycle {
     /// The run id this cycle journals under.
     pub run_id: String,
+    /// What the plan was made from; its rules are checked again before each DELETE.
+    pub desired: DesiredState,
     pub observed: Observed,
     /// Outcomes the listing decided for deletions earlier runs left open.
     pub settled: Vec<Record>,
@@ -50,7 +53,8 @@ pub enum Reconciled {
     /// The cycle ran; `applied` is `None` when nothing was executed (a dry run, nothing to
     /// delete, or a stop before the deletions).
     Done {
-        cycle: Cycle,
+        /// Boxed: a cycle is large, and `Abandoned` carries nothing.
+        cycle: Box<Cycle>,
         applied: Option<Result<ApplySummary, ApplyError>>,
     },
 }
@@ -110,6 +114,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         let plan = plan::plan(desired, &observed, self.options.plan);
         Ok(Cycle {
             run_id: journal::new_run_id(),
+            desired: desired.clone(),
             observed,
             settled,
             plan,
@@ -142,6 +147,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
     ) -> Result<ApplySummary, ApplyError> {
         apply::execute(
             &cycle.plan,
+            &cycle.desired,
             &self.writer,
             &self.journal,
             &self.options.apply,
@@ -171,7 +177,10 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         } else {
             None
         };
-        Ok(Reconciled::Done { cycle, applied })
+        Ok(Reconciled::Done {
+            cycle: Box::new(cycle),
+            applied,
+        })
     }
 }
 
@@ -215,6 +224,12 @@ mod tests {
         AfterDelete,
         /// The process dies while the DELETE is in flight, before it took effect.
         BeforeDelete,
+        /// Answers 404 without deleting anything.
+        LyingNotFound,
+        /// Deletes, then answers with an error (the answer was lost and the retry failed).
+        FailedButDone,
+        /// Refuses every DELETE (a SCIM-managed group): HTTP 403, for good.
+        Refused,
     }
 
     /// One account's groups in memory, a log of what was done, and what the journal held
@@ -226,6 +241,8 @@ mod tests {
         deletes: Mutex<Vec<(GroupId, usize)>>,
         crash: Mutex<BTreeMap<GroupId, Crash>>,
         crashed: Notify,
+        /// Fresh reads (GET by id, exact-name queries) served.
+        reads: std::sync::atomic::AtomicUsize,
     }
 
     impl MemoryApi {
@@ -236,6 +253,7 @@ mod tests {
                 deletes: Mutex::new(Vec::new()),
                 crash: Mutex::new(BTreeMap::new()),
                 crashed: Notify::new(),
+                reads: std::sync::atomic::AtomicUsize::new(0),
             }
         }
 
@@ -263,6 +281,39 @@ mod tests {
     }
 
     impl GroupWriter for &MemoryApi {
+        async fn get_group(
+            &self,
+            _account: &AccountId,
+            group: &GroupId,
+        ) -> Result<Option<ObservedGroup>, WriteError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let found = self
+                .groups
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|g| g.id == *group)
+                .cloned();
+            Ok(found)
+        }
+
+        async fn groups_named(
+            &self,
+            _account: &AccountId,
+            name: &str,
+        ) -> Result<Vec<ObservedGroup>, WriteError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let named = self
+                .groups
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|g| g.name == name)
+                .cloned()
+                .collect();
+            Ok(named)
+        }
+
         async fn list_members(
             &self,
             _account: &AccountId,
@@ -288,20 +339,33 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((group.clone(), journaled));
-            let crash = self
-                .crash
-                .lock()
-                .unwrap()
-                .remove(group)
-                .unwrap_or(Crash::No);
-            if crash != Crash::BeforeDelete {
+            let crash = {
+                let mut crashes = self.crash.lock().unwrap();
+                match crashes.get(group) {
+                    Some(Crash::Refused) => Crash::Refused,
+                    _ => crashes.remove(group).unwrap_or(Crash::No),
+                }
+            };
+            if crash == Crash::Refused {
+                return DeletionOutcome::Failed {
+                    error: "HTTP 403: SCIM-managed".to_owned(),
+                };
+            }
+            if !matches!(crash, Crash::BeforeDelete | Crash::LyingNotFound) {
                 self.groups.lock().unwrap().retain(|g| g.id != *group);
             }
-            if crash != Crash::No {
-                self.crashed.notify_one();
-                std::future::pending::<()>().await;
+            match crash {
+                Crash::AfterDelete | Crash::BeforeDelete => {
+                    self.crashed.notify_one();
+                    std::future::pending::<()>().await;
+                    unreachable!("a crashed process answers nothing")
+                }
+                Crash::LyingNotFound => DeletionOutcome::AlreadyAbsent,
+                Crash::FailedButDone => DeletionOutcome::Failed {
+                    error: "connection reset".to_owned(),
+                },
+                Crash::No | Crash::Refused => DeletionOutcome::Deleted,
             }
-            DeletionOutcome::Deleted
         }
 
         async fn create_group(
@@ -324,11 +388,19 @@ mod tests {
     }
 
     fn desired() -> DesiredState {
+        desired_with("")
+    }
+
+    /// The test account declaring `Keep` present and `Gone A`, `Gone B` absent by name,
+    /// with `extra` (indented YAML lines) added to the account.
+    fn desired_with(extra: &str) -> DesiredState {
         let yaml = format!(
-            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    groups:\n\
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n{extra}    groups:\n\
              \x20     - {{name: Keep, state: present}}\n\
              \x20     - {{name: Gone A, state: absent}}\n\
-             \x20     - {{name: Gone B, state: absent}}\n"
+             \x20     - {{name: Gone B, state: absent}}\n\
+             \x20     - {{id: {:032x}, state: absent}}\n",
+            4
         );
         config::parse(&yaml, Path::new("groups.yaml")).unwrap()
     }
@@ -476,17 +548,189 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
         let api = MemoryApi::new(vec![group(2, "Gone A"), group(3, "Gone B")], &path);
-        let cycle = pipeline(&api, &path).observe(&desired()).await.unwrap();
-        // A journal on a full disk: every append fails.
-        let full = pipeline(&api, Path::new("/dev/full"));
-        let result = full
+        let pipeline = pipeline(&api, &path);
+        let cycle = pipeline.observe(&desired()).await.unwrap();
+        // The journal's path now names another file: every append is refused.
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, "").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let result = pipeline
             .execute(&cycle, &CancellationToken::new(), &|_| {})
             .await;
-        assert!(matches!(result, Err(ApplyError::Journal(_))), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(ApplyError::Journal(JournalError::Replaced { .. }))
+            ),
+            "{result:?}"
+        );
         assert!(
             api.deletes.lock().unwrap().is_empty(),
             "deleted without a backup"
         );
         assert_eq!(api.names(), vec!["Gone A", "Gone B"]);
+    }
+
+    /// Plans against `api`, lets `change` move the world, then executes that plan.
+    async fn plan_then(
+        api: &MemoryApi,
+        path: &Path,
+        desired: &DesiredState,
+        change: impl FnOnce(&mut Vec<ObservedGroup>),
+    ) -> ApplySummary {
+        let pipeline = pipeline(api, path);
+        let cycle = pipeline.observe(desired).await.unwrap();
+        change(&mut api.groups.lock().unwrap());
+        pipeline
+            .execute(&cycle, &CancellationToken::new(), &|_| {})
+            .await
+            .unwrap()
+    }
+
+    fn intents_for(path: &Path, group: &GroupId) -> Vec<ObservedGroup> {
+        journal::read(path)
+            .unwrap()
+            .records
+            .into_iter()
+            .filter_map(|record| match record {
+                Record::Intent { group: g, .. } if g.id == *group => Some(g),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_renamed_to_a_protected_name_after_the_plan_is_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let (by_name, by_id) = (group(2, "Gone A"), group(4, "Old Contractors"));
+        let api = MemoryApi::new(vec![by_name.clone(), by_id.clone()], &path);
+        let desired = desired_with("    protect: [\"Break-glass*\"]\n");
+        let applied = plan_then(&api, &path, &desired, |groups| {
+            for group in groups.iter_mut() {
+                group.name = format!("Break-glass {}", group.name);
+            }
+        })
+        .await;
+        assert_eq!(applied.total().moved, 2, "{applied:?}");
+        assert_eq!(applied.total().deleted, 0);
+        assert_eq!(
+            api.names(),
+            vec!["Break-glass Gone A", "Break-glass Old Contractors"]
+        );
+        assert!(api.deletes.lock().unwrap().is_empty());
+        assert!(intents_for(&path, &by_name.id).is_empty());
+        assert!(intents_for(&path, &by_id.id).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_namesake_created_after_the_plan_stops_a_deletion_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let api = MemoryApi::new(vec![group(2, "Gone A"), group(4, "Old")], &path);
+        let applied = plan_then(&api, &path, &desired(), |groups| {
+            groups.push(group(9, "Gone A"));
+        })
+        .await;
+        // The name match is refused; the id match is exact and goes ahead.
+        assert_eq!(applied.total().moved, 1, "{applied:?}");
+        assert_eq!(applied.total().deleted, 1);
+        assert_eq!(api.names(), vec!["Gone A", "Gone A"]);
+    }
+
+    #[tokio::test]
+    async fn the_backup_is_the_group_as_it_was_right_before_the_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let listed = group(2, "Gone A");
+        let api = MemoryApi::new(vec![listed.clone()], &path);
+        let current = json!([{"access": "deny", "permission_groups": [{"id": "changed"}]}]);
+        let applied = plan_then(&api, &path, &desired(), |groups| {
+            groups[0].policies = Some(current.clone());
+        })
+        .await;
+        assert!(applied.complete(), "{applied:?}");
+        let backups = intents_for(&path, &listed.id);
+        assert_eq!(backups.len(), 1);
+        assert_eq!(backups[0].policies, Some(current));
+        assert_eq!(api.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_404_from_a_group_that_still_exists_is_a_failure_and_a_lost_success_is_a_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let (lied_about, done) = (group(2, "Gone A"), group(3, "Gone B"));
+        let api = MemoryApi::new(vec![lied_about.clone(), done.clone()], &path);
+        api.crash.lock().unwrap().extend([
+            (lied_about.id.clone(), Crash::LyingNotFound),
+            (done.id.clone(), Crash::FailedButDone),
+        ]);
+        let applied = plan_then(&api, &path, &desired(), |_| {}).await;
+        assert_eq!(applied.total().failed, 1, "{applied:?}");
+        assert_eq!(applied.total().deleted, 1);
+        assert_eq!(applied.total().already_absent, 0);
+        assert_eq!(api.names(), vec!["Gone A"]);
+        let contents = journal::read(&path).unwrap();
+        let outcomes = contents.latest_outcomes();
+        let outcome = |id: &GroupId| {
+            outcomes
+                .iter()
+                .find(|((_, group), _)| *group == id)
+                .map(|(_, outcome)| (*outcome).clone())
+        };
+        assert!(matches!(
+            outcome(&lied_about.id),
+            Some(DeletionOutcome::Failed { .. })
+        ));
+        assert_eq!(outcome(&done.id), Some(DeletionOutcome::Deleted));
+    }
+
+    #[tokio::test]
+    async fn a_group_gone_before_its_fresh_read_is_already_absent_without_a_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let api = MemoryApi::new(vec![group(2, "Gone A"), group(4, "Old")], &path);
+        let applied = plan_then(&api, &path, &desired(), |groups| groups.clear()).await;
+        assert_eq!(applied.total().already_absent, 2, "{applied:?}");
+        assert!(api.deletes.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_that_is_never_deleted_has_its_unchanged_backup_journaled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let scim = group(2, "Gone A");
+        let api = MemoryApi::new(vec![scim.clone()], &path);
+        api.crash
+            .lock()
+            .unwrap()
+            .insert(scim.id.clone(), Crash::Refused);
+        let pipeline = pipeline(&api, &path);
+        let never = CancellationToken::new();
+        for _ in 0..5 {
+            let cycle = pipeline.observe(&desired()).await.unwrap();
+            let applied = pipeline.execute(&cycle, &never, &|_| {}).await.unwrap();
+            assert_eq!(applied.total().failed, 1);
+        }
+        let records = journal::read(&path).unwrap().records;
+        let full = records
+            .iter()
+            .filter(|r| matches!(r, Record::Intent { .. }))
+            .count();
+        let references = records
+            .iter()
+            .filter(|r| matches!(r, Record::IntentRef { .. }))
+            .count();
+        assert_eq!((full, references), (1, 4), "{records:#?}");
+        // A changed group is backed up in full again.
+        api.groups.lock().unwrap()[0].policies = Some(json!([{"access": "deny"}]));
+        let cycle = pipeline.observe(&desired()).await.unwrap();
+        pipeline.execute(&cycle, &never, &|_| {}).await.unwrap();
+        let records = journal::read(&path).unwrap().records;
+        assert!(matches!(
+            records.iter().rev().find(|r| r.is_intent()),
+            Some(Record::Intent { .. })
+        ));
     }
 }

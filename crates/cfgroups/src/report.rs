@@ -7,6 +7,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::plan::{AccountPlan, Action, BlockReason, Cause, Listing, Plan, PlanItem, Summary};
+use crate::shown::{Escaped, Quoted};
 
 /// The version of the JSON report. Fields are only ever added within a version.
 pub const REPORT_FORMAT_VERSION: u32 = 1;
@@ -125,12 +126,15 @@ fn blocked_text(reason: &BlockReason) -> String {
             format!("{planned} deletions planned, max_deletes is {max}")
         }
         BlockReason::ConflictingDeclarations => "conflicting declarations".to_owned(),
+        BlockReason::NameOfAnotherDeclaredGroup { declared_id } => format!(
+            "its name is declared for group {declared_id}; declare this group by id to decide"
+        ),
     }
 }
 
 fn account_title(account: &AccountPlan) -> String {
     match &account.label {
-        Some(label) => format!("{label} ({})", account.id),
+        Some(label) => format!("{} ({})", Escaped(label), account.id),
         None => account.id.to_string(),
     }
 }
@@ -160,7 +164,7 @@ pub fn text(plan: &Plan, source: &str) -> String {
         match &account.listing {
             Listing::ListingFailed { error } => {
                 let red = symbol(Action::Delete).1;
-                let _ = writeln!(out, "\n  {red}x listing failed:{red:#} {error}");
+                let _ = writeln!(out, "\n  {red}x listing failed:{red:#} {}", Escaped(error));
                 let _ = writeln!(out, "    no deletions for this account this cycle");
                 continue;
             }
@@ -207,8 +211,12 @@ pub fn text(plan: &Plan, source: &str) -> String {
     out
 }
 
-fn display_name(item: &PlanItem) -> &str {
-    item.name.as_deref().unwrap_or("(by id)")
+/// The group's name, quoted and escaped (see [`crate::shown`]), or `(by id)`.
+fn display_name(item: &PlanItem) -> String {
+    match &item.name {
+        Some(name) => Quoted(name).to_string(),
+        None => "(by id)".to_owned(),
+    }
 }
 
 fn policy_word(account: &AccountPlan) -> &'static str {
@@ -276,7 +284,7 @@ pub fn markdown(plan: &Plan, source: &str) -> String {
                 out,
                 "\n#### {}\n\n:x: Listing failed, so nothing is deleted in this account: {}",
                 md(&account_title(account)),
-                md(error)
+                md(&Escaped(error).to_string())
             );
             continue;
         }
@@ -296,10 +304,56 @@ pub fn markdown(plan: &Plan, source: &str) -> String {
                 "| {} {} | {} | {id} | {} |",
                 symbol(item.action).0.trim(),
                 action_word(item.action),
-                md(display_name(item)),
+                md(&display_name(item)),
                 md(&explain(item)),
             );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountId, ObservedGroup};
+    use crate::plan::{PlanOptions, plan};
+
+    fn plan_with(name: &str, label: &str) -> Plan {
+        let id = "023e105f4ecef8ad9ca31a8372d0c353";
+        let yaml = format!(
+            "version: 1\naccounts:\n  - id: {id}\n    label: {}\n    unmanaged: report\n    groups: []\n",
+            serde_json::Value::String(label.to_owned())
+        );
+        let desired = crate::config::parse(&yaml, std::path::Path::new("g.yaml")).unwrap();
+        let account: AccountId = id.parse().unwrap();
+        let group = ObservedGroup {
+            id: "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a".parse().unwrap(),
+            name: name.to_owned(),
+            created_on: None,
+            modified_on: None,
+            policies: None,
+        };
+        let observed = crate::model::Observed::from([(account, Ok(vec![group]))]);
+        plan(&desired, &observed, PlanOptions::default())
+    }
+
+    #[test]
+    fn a_hostile_name_or_label_cannot_forge_lines_or_reach_the_terminal() {
+        let hostile = "Ops\n  - delete     Admins\r\u{1b}[2K\u{1b}[1A\u{202e}";
+        let benign = plan_with("Ops", "production");
+        let attacked = plan_with(hostile, hostile);
+        for format in [Format::Text, Format::Markdown] {
+            let expected_lines = render(&benign, "s", format).lines().count();
+            let out = render(&attacked, "s", format);
+            assert_eq!(out.lines().count(), expected_lines, "{out}");
+            assert!(
+                !out.contains('\r') && !out.contains("\u{1b}[2K") && !out.contains('\u{202e}'),
+                "{out}"
+            );
+            assert!(
+                !out.lines().any(|l| l.trim_start().starts_with("- delete")),
+                "{out}"
+            );
+        }
+    }
 }

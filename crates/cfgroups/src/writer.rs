@@ -37,12 +37,28 @@ pub struct WriteError {
 /// into the journal as Cloudflare returned them.
 pub trait GroupWriter: Send + Sync {
     /// Whether a deletion may start now. The executor asks right before each one (before
-    /// its backup and again before its intent is journaled); `false` means it is not
+    /// its fresh read and again before its intent is journaled); `false` means it is not
     /// started. Always `true` unless the writer is gated, as the daemon's is by leadership
     /// ([`crate::daemon::election::LeaderWriter`]).
     fn may_write(&self) -> bool {
         true
     }
+
+    /// The group as it is now, or `None` when it does not exist: the fresh read before a
+    /// DELETE, and the confirmation of an answer that does not settle whether it is gone.
+    fn get_group(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+    ) -> impl Future<Output = Result<Option<ObservedGroup>, WriteError>> + Send;
+
+    /// Every group named exactly `name`: the fresh read before deleting a group matched by
+    /// its name, which also shows whether another group now shares the name.
+    fn groups_named(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<ObservedGroup>, WriteError>> + Send;
 
     /// Every member of `group`, for the backup taken before it is deleted.
     fn list_members(
@@ -91,6 +107,22 @@ impl From<cloudflare::Error> for WriteError {
 }
 
 impl GroupWriter for Client {
+    async fn get_group(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+    ) -> Result<Option<ObservedGroup>, WriteError> {
+        Ok(Client::get_group(self, account, group).await?)
+    }
+
+    async fn groups_named(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Vec<ObservedGroup>, WriteError> {
+        Ok(Client::groups_named(self, account, name).await?)
+    }
+
     async fn list_members(
         &self,
         account: &AccountId,

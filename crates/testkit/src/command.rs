@@ -40,7 +40,23 @@ const CLEARED: [&str; 16] = [
 /// colour forcing and proxy variables removed; `NO_COLOR=1`; no proxy for loopback; stdin
 /// empty; run from the repository root, so `examples/groups.yaml` names the example.
 pub fn cfgroups() -> Command {
-    let mut cmd = Command::new(bin());
+    hermetic(Command::new(bin()))
+}
+
+/// [`cfgroups`] unable to grow any file beyond `bytes` (util-linux `prlimit`, with SIGXFSZ
+/// ignored so that a write past the limit fails with `EFBIG` instead of killing the
+/// process): the way to make the journal unwritable at exactly the next append.
+pub fn cfgroups_with_file_size_limit(bytes: u64) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"trap "" XFSZ; exec prlimit --fsize="$0" "$@""#)
+        .arg(bytes.to_string())
+        .arg(bin());
+    hermetic(cmd)
+}
+
+/// `cmd` with the environment and working directory every test run gets.
+fn hermetic(mut cmd: Command) -> Command {
     for (name, _) in std::env::vars_os() {
         let cleared = name
             .to_str()

@@ -15,7 +15,7 @@ use cfgroups::model::{AccountId, GroupId};
 use cfgroups_fake::{FakeCloudflare, Method, Route};
 use nix::sys::signal::Signal;
 
-use crate::command::{CommandExt, cfgroups, signal};
+use crate::command::{CommandExt, cfgroups, cfgroups_with_file_size_limit, signal};
 use crate::wait::{WAIT, eventually, wait_until, within};
 
 /// A plain-http client for the daemon's health and metrics server.
@@ -41,6 +41,8 @@ pub struct DaemonOptions {
     pub extra: Vec<String>,
     /// Environment variables set after the usual ones.
     pub env: Vec<(String, String)>,
+    /// The most any file may grow to, in bytes (see [`cfgroups_with_file_size_limit`]).
+    pub file_size_limit: Option<u64>,
 }
 
 impl DaemonOptions {
@@ -55,7 +57,14 @@ impl DaemonOptions {
             dry_run: false,
             extra: Vec::new(),
             env: Vec::new(),
+            file_size_limit: None,
         }
+    }
+
+    /// No file may grow past `bytes`: appending to the journal fails from then on.
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = Some(bytes);
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -100,7 +109,10 @@ impl DaemonOptions {
 
     /// Starts the binary, with its log collected from now on.
     fn spawn(self) -> Daemon {
-        let mut command = cfgroups();
+        let mut command = match self.file_size_limit {
+            Some(bytes) => cfgroups_with_file_size_limit(bytes),
+            None => cfgroups(),
+        };
         command
             .api(&self.base_url)
             .arg("--log-format")

@@ -32,7 +32,7 @@ pub mod scenario;
 pub mod seeded;
 pub mod wait;
 
-pub use command::{CommandExt, Run, apply, cfgroups, signal};
+pub use command::{CommandExt, Run, apply, cfgroups, cfgroups_with_file_size_limit, signal};
 pub use config::{
     AccountConfig, account, config_text, group, group_id, member_id, write_by_rename, write_config,
     write_in_place,

@@ -228,8 +228,8 @@ fn outcome_words(outcome: &DeletionOutcome) -> String {
 fn summary_text(applied: &ApplySummary, journal: &std::path::Path) -> String {
     let line = |t: &AccountTally| {
         format!(
-            "{} deleted, {} already absent, {} failed, {} blocked, {} not started",
-            t.deleted, t.already_absent, t.failed, t.blocked, t.not_started
+            "{} deleted, {} already absent, {} failed, {} blocked, {} changed since planned, {} not started",
+            t.deleted, t.already_absent, t.failed, t.blocked, t.moved, t.not_started
         )
     };
     let mut text = format!("\nApply: {}.\n", line(&applied.total()));

@@ -231,27 +231,42 @@ impl Client {
         let route = Route::ListGroups {
             account: account.clone(),
         };
-        let items = self.list_all(&route).await?;
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| {
-                serde_json::from_value(item).map_err(|err| Error::Decode {
-                    route: route.clone(),
-                    status: 200,
-                    message: format!("group #{index}: {err}"),
-                })
-            })
-            .collect()
+        let items = self.list_all(&route, &[]).await?;
+        groups_from(&route, items)
     }
 
-    /// One group, exactly as Cloudflare returns it (kept as JSON so that a journal entry
-    /// holds every field, including ones cfgroups does not know), or `None` on 404.
+    /// Every group of `account` named exactly `name` (the list endpoint's `name` filter), so
+    /// that a deletion by name can be confirmed to hit the only group of that name.
+    pub async fn groups_named(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Vec<ObservedGroup>, Error> {
+        let route = Route::ListGroups {
+            account: account.clone(),
+        };
+        let items = self.list_all(&route, &[("name", name.to_owned())]).await?;
+        let groups = groups_from(&route, items)?;
+        // The filter is the server's; what it returns is checked here.
+        match groups.iter().find(|group| group.name != name) {
+            Some(other) => Err(Error::Decode {
+                route,
+                status: 200,
+                message: format!(
+                    "asked for groups named {name:?}, got group {} named {:?}",
+                    other.id, other.name
+                ),
+            }),
+            None => Ok(groups),
+        }
+    }
+
+    /// One group as Cloudflare has it now, or `None` on 404.
     pub async fn get_group(
         &self,
         account: &AccountId,
         group: &GroupId,
-    ) -> Result<Option<Value>, Error> {
+    ) -> Result<Option<ObservedGroup>, Error> {
         let route = Route::GetGroup {
             account: account.clone(),
             group: group.clone(),
@@ -259,16 +274,23 @@ impl Client {
         match self.send(&route, &[], None).await {
             Ok(reply) => {
                 let result = reply.envelope.result.unwrap_or(Value::Null);
-                match result.get("id").and_then(Value::as_str) {
-                    Some(id) if id == group.as_str() => Ok(Some(result)),
-                    other => Err(Error::Decode {
+                let found: ObservedGroup =
+                    serde_json::from_value(result).map_err(|err| Error::Decode {
+                        route: route.clone(),
+                        status: 200,
+                        message: format!("group {group}: {err}"),
+                    })?;
+                if found.id != *group {
+                    return Err(Error::Decode {
                         route,
                         status: 200,
                         message: format!(
-                            "expected the group object with id {group}, got id {other:?}"
+                            "expected the group object with id {group}, got id {}",
+                            found.id
                         ),
-                    }),
+                    });
                 }
+                Ok(Some(found))
             }
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(err),
@@ -286,7 +308,7 @@ impl Client {
             account: account.clone(),
             group: group.clone(),
         };
-        self.list_all(&route).await
+        self.list_all(&route, &[]).await
     }
 
     /// Deletes a group: [`DeletionOutcome::Deleted`], or [`DeletionOutcome::AlreadyAbsent`]
@@ -349,14 +371,20 @@ impl Client {
         self.send(&route, &[], Some(&body)).await.map(drop)
     }
 
-    async fn list_all(&self, route: &Route) -> Result<Vec<Value>, Error> {
+    /// Every item of a paginated list, `filter` added to each page's query.
+    async fn list_all(
+        &self,
+        route: &Route,
+        filter: &[(&str, String)],
+    ) -> Result<Vec<Value>, Error> {
         let mut pager = Pager::new(PER_PAGE);
         let mut items = Vec::new();
         loop {
-            let query = [
+            let mut query = vec![
                 ("page", pager.page().to_string()),
                 ("per_page", pager.per_page().to_string()),
             ];
+            query.extend(filter.iter().cloned());
             let reply = self.send(route, &query, None).await?;
             let page_items = match reply.envelope.result {
                 Some(Value::Array(page_items)) => page_items,
@@ -574,7 +602,18 @@ impl Client {
         };
         match status {
             200..=299 => match parsed {
-                Ok(envelope) if envelope.success => Ok(Reply { envelope }),
+                Ok(envelope) if envelope.success && envelope.errors.is_empty() => {
+                    Ok(Reply { envelope })
+                }
+                // An answer that contradicts itself is not trusted either way.
+                Ok(envelope) if envelope.success => Err(Error::Decode {
+                    route: route.clone(),
+                    status,
+                    message: format!(
+                        "the answer says success but carries errors: {}",
+                        ApiErrors(envelope.errors).scrubbed(&scrub)
+                    ),
+                }),
                 Ok(envelope) => Err(Error::Api {
                     route: route.clone(),
                     status,
@@ -598,6 +637,21 @@ impl Client {
             }),
         }
     }
+}
+
+/// Parses listed group objects, naming the first one that does not parse.
+fn groups_from(route: &Route, items: Vec<Value>) -> Result<Vec<ObservedGroup>, Error> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            serde_json::from_value(item).map_err(|err| Error::Decode {
+                route: route.clone(),
+                status: 200,
+                message: format!("group #{index}: {err}"),
+            })
+        })
+        .collect()
 }
 
 fn is_not_found(err: &Error) -> bool {

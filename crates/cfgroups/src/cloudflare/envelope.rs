@@ -111,7 +111,12 @@ impl ApiErrors {
 impl fmt::Display for ApiErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn one(error: &ApiError, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "[{}] {}", error.code, error.message)?;
+            write!(
+                f,
+                "[{}] {}",
+                error.code,
+                crate::shown::Escaped(&error.message)
+            )?;
             if let Some(chain) = error.error_chain.as_deref().filter(|c| !c.is_empty()) {
                 f.write_str(" (caused by ")?;
                 for (i, cause) in chain.iter().enumerate() {

@@ -420,12 +420,13 @@ impl Controller {
     }
 }
 
-/// The accounts in which a deletion failed.
+/// The accounts in which a deletion failed, or found its group changed: both are retried
+/// soon, with a fresh plan.
 fn failed_in(summary: &ApplySummary) -> impl Iterator<Item = AccountId> + '_ {
     summary
         .accounts
         .iter()
-        .filter(|(_, tally)| tally.failed > 0)
+        .filter(|(_, tally)| tally.failed + tally.moved > 0)
         .map(|(account, _)| account.clone())
 }
 

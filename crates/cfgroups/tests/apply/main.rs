@@ -5,3 +5,5 @@
 mod apply;
 mod apply_crash;
 mod apply_faults;
+mod restore_safety;
+mod rules;

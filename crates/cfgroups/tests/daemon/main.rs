@@ -3,3 +3,5 @@
 
 mod chaos;
 mod daemon;
+mod journal_file;
+mod rules;

@@ -262,7 +262,7 @@ async fn a_503_is_retried_until_success() {
     })
     .await;
     let group = client.get_group(&account(0), &group_id()).await.unwrap();
-    assert_eq!(group.unwrap()["name"], "Ops");
+    assert_eq!(group.unwrap().name, "Ops");
     assert_eq!(seen.lock().unwrap().len(), 3);
     let events = events.lock().unwrap();
     let attempts: Vec<(u32, Option<u16>, bool)> = events

@@ -93,6 +93,44 @@ fn an_account_missing_from_the_snapshot_fails_the_listing_and_exits_one() {
         .stdout(predicate::str::contains("is not in snapshot"));
 }
 
+/// A listing that names one group twice cannot be trusted (it may hide or repeat others):
+/// from a snapshot or from an `exec:` command, the account fails its listing and nothing in
+/// it is deleted, though the group is declared absent.
+#[test]
+fn a_listing_that_names_a_group_twice_fails_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = "00000000000000000000000000000000";
+    let group = r#"{"id": "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a", "name": "Gone", "created_on": "2024-03-01T12:21:02Z", "modified_on": "2024-03-01T12:21:02Z"}"#;
+    let groups = format!(r#"{{"groups": [{group}, {group}]}}"#);
+    let snapshot = dir.path().join("snapshot.json");
+    std::fs::write(
+        &snapshot,
+        format!(r#"{{"format_version": 1, "accounts": {{"{account}": {groups}}}}}"#),
+    )
+    .unwrap();
+    let printed = dir.path().join("account.json");
+    std::fs::write(&printed, &groups).unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!("version: 1\naccounts:\n  - id: {account}\n    groups:\n      - {{name: Gone, state: absent}}\n"),
+    )
+    .unwrap();
+    for source in [
+        format!("snapshot:{}", snapshot.display()),
+        format!("exec:sh -c 'cat {}' lister", printed.display()),
+    ] {
+        cfgroups()
+            .args(["plan", "-o", "json", "-s", &source, "-c"])
+            .arg(&config)
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains(r#""status": "listing_failed""#))
+            .stdout(predicate::str::contains("appears more than once"))
+            .stdout(predicate::str::contains(r#""delete": 0"#));
+    }
+}
+
 #[test]
 fn validate_accepts_the_example() {
     cfgroups()

@@ -31,6 +31,22 @@ impl<W: GroupWriter> GroupWriter for LeaderWriter<W> {
         self.leadership.is_leader() && self.inner.may_write()
     }
 
+    async fn get_group(
+        &self,
+        account: &AccountId,
+        group: &GroupId,
+    ) -> Result<Option<ObservedGroup>, WriteError> {
+        self.inner.get_group(account, group).await
+    }
+
+    async fn groups_named(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Vec<ObservedGroup>, WriteError> {
+        self.inner.groups_named(account, name).await
+    }
+
     async fn list_members(
         &self,
         account: &AccountId,
