@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::{ElectionArgs, ElectionBackend};
 use crate::daemon::election::{
-    Backend, ElectionSettings, EtcdSettings, KubernetesSettings, LeaseTiming,
+    Backend, ElectionSettings, EtcdSettings, KubernetesSettings, LeaseTiming, check_identity,
 };
 
 /// The election the flags ask for; `None` for `--leader-election none`.
@@ -35,6 +35,7 @@ pub fn settings(args: &ElectionArgs) -> anyhow::Result<Option<ElectionSettings>>
             "cannot tell this replica's identity: pass --identity NAME (or set POD_NAME)",
         )?,
     };
+    check_identity(&identity)?;
     Ok(Some(ElectionSettings {
         identity,
         lock_name: args.lock_name.clone(),

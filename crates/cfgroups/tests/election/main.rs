@@ -2,6 +2,7 @@
 //! Lease API, then `cfgroups run` replicas against the fake Cloudflare API on both.
 //! `--nocapture` prints the measured handover, takeover and step-down times.
 
+mod cli;
 mod daemons;
 mod etcd_elector;
 mod kubernetes_elector;

@@ -507,7 +507,7 @@ impl Gateway {
 /// An endpoint URL: http or https, a host, no credentials, no query.
 fn parse_endpoint(text: &str) -> Result<Url, GatewayError> {
     let bad = |reason: &str| GatewayError::Endpoint {
-        endpoint: text.to_owned(),
+        endpoint: redact(text),
         reason: reason.to_owned(),
     };
     let mut url = Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
@@ -530,6 +530,18 @@ fn parse_endpoint(text: &str) -> Result<Url, GatewayError> {
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// An endpoint as it may be shown: whatever stands before an `@` (credentials someone put
+/// in the URL) replaced by `***`.
+fn redact(text: &str) -> String {
+    match text.rfind('@') {
+        Some(at) => {
+            let start = text.find("://").map_or(0, |i| i + 3).min(at);
+            format!("{}***{}", &text[..start], &text[at..])
+        }
+        None => text.to_owned(),
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -600,6 +612,15 @@ mod tests {
         ] {
             assert!(parse_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_are_never_echoed() {
+        let error = parse_endpoint("http://user:s3cret@127.0.0.1:2379").unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert_eq!(redact("user:s3cret@host:2379"), "***@host:2379");
+        assert_eq!(redact("https://a:b@h"), "https://***@h");
+        assert_eq!(redact("http://h:1"), "http://h:1");
     }
 
     #[test]

@@ -235,7 +235,8 @@ impl Election {
     }
 }
 
-fn check_identity(identity: &str) -> Result<(), ElectionError> {
+/// Checks a replica identity: what the lock records and the `User-Agent` carries.
+pub fn check_identity(identity: &str) -> Result<(), ElectionError> {
     let ok = !identity.is_empty()
         && identity.len() <= 253
         && identity.bytes().all(|b| b.is_ascii_graphic());
