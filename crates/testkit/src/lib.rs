@@ -13,7 +13,10 @@
 //! - [`seeded`]: seeded randomness and run sizes taken from the environment;
 //! - [`client`]: the product's HTTP client pointed at a fake, recording every attempt;
 //! - [`daemon`]: `cfgroups run` against the fake: its JSON log, its health and metrics
-//!   server, signals, and its memory and CPU from `/proc`.
+//!   server, signals, and its memory and CPU from `/proc`;
+//! - [`etcd`]: a real etcd (Debian's `etcd-server`) on free loopback ports, for leader
+//!   election;
+//! - [`lease_api`]: a fake of the Kubernetes Lease endpoints that enforces `resourceVersion`.
 //!
 //! The most used items are re-exported here, so a test can `use testkit::*`.
 
@@ -21,7 +24,9 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod etcd;
 pub mod fake;
+pub mod lease_api;
 pub mod paths;
 pub mod scenario;
 pub mod seeded;

@@ -4,6 +4,7 @@
 mod apply;
 mod connect;
 pub mod durations;
+mod election;
 mod export;
 mod journal;
 mod output;
@@ -87,9 +88,13 @@ pub enum Command {
         "Config changes are taken once complete: renamed into place or closed by the writer,\n",
         "never while a file is still being written. With no valid config on disk (deleted or\n",
         "invalid), drift is still listed and reported against the last good config, but nothing\n",
-        "is deleted until a valid config is back (cfgroups_deletions_suspended 1).",
+        "is deleted until a valid config is back (cfgroups_deletions_suspended 1).\n\n",
+        "Several replicas, one writer:\n",
+        "  cfgroups run --config /etc/cfgroups --leader-election kubernetes      # POD_NAME, POD_NAMESPACE\n",
+        "  cfgroups run --config /etc/cfgroups --leader-election etcd --etcd-endpoints https://etcd-1:2379,https://etcd-2:2379\n",
+        "The leader releases the lock on SIGTERM after its last deletion, so a standby takes over at once.",
     ))]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List what the journal recorded: deletions, their outcomes, restores.
     #[command(after_help = concat!(
         "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353\n\n",
@@ -313,6 +318,78 @@ pub struct RunArgs {
     /// place, or closed by its writer; a pause in a write is never taken for its end.
     #[arg(long, default_value = "200ms", value_parser = durations::debounce)]
     pub debounce: Duration,
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// Which lock, if any, elects the one replica that talks to Cloudflare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ElectionBackend {
+    /// No election: this replica always reconciles (run exactly one).
+    None,
+    /// A coordination.k8s.io/v1 Lease (kubeconfig, else the pod's service account).
+    Kubernetes,
+    /// An etcd election (--etcd-endpoints).
+    Etcd,
+}
+
+/// `run`'s leader-election settings. Each flag has an environment fallback.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Leader election")]
+pub struct ElectionArgs {
+    /// Run several replicas with exactly one writer: the leader reconciles, the others stand
+    /// by (they validate the config and serve health and metrics, but never call Cloudflare).
+    #[arg(long, value_enum, default_value_t = ElectionBackend::None, env = "CFGROUPS_LEADER_ELECTION", value_name = "BACKEND")]
+    pub leader_election: ElectionBackend,
+    /// The lock's name: the Lease's name, or the etcd election's. Replicas sharing it elect
+    /// one leader.
+    #[arg(
+        long,
+        default_value = "cfgroups",
+        env = "CFGROUPS_LOCK_NAME",
+        value_name = "NAME"
+    )]
+    pub lock_name: String,
+    /// This replica's name in the lock, unique among replicas. Default: the host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub identity: Option<String>,
+    /// The Lease's namespace. Default: the pod's service account namespace, else the
+    /// kubeconfig context's.
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a hold lasts without renewal before a standby may take over (whole seconds).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, env = "CFGROUPS_LEASE_DURATION", value_name = "DURATION")]
+    pub lease_duration: Duration,
+    /// How long a leader goes on without a successful renewal before it stops writing and
+    /// steps down; shorter than --lease-duration.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "CFGROUPS_RENEW_DEADLINE", value_name = "DURATION")]
+    pub renew_deadline: Duration,
+    /// How often the leader renews and standbys try to acquire (plus up to 20% jitter).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, env = "CFGROUPS_RETRY_PERIOD", value_name = "DURATION")]
+    pub retry_period: Duration,
+    /// etcd client URLs, comma-separated (http:// or https://).
+    #[arg(
+        long,
+        env = "CFGROUPS_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URL[,URL...]"
+    )]
+    pub etcd_endpoints: Vec<String>,
+    /// PEM file of the CA that signed etcd's certificates (trusted instead of the system's).
+    #[arg(long, env = "CFGROUPS_ETCD_CA_FILE", value_name = "FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd (with --etcd-key-file).
+    #[arg(long, env = "CFGROUPS_ETCD_CERT_FILE", value_name = "FILE")]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// PEM key of --etcd-cert-file.
+    #[arg(long, env = "CFGROUPS_ETCD_KEY_FILE", value_name = "FILE")]
+    pub etcd_key_file: Option<PathBuf>,
+    /// File holding the etcd user name (with --etcd-password-file).
+    #[arg(long, env = "CFGROUPS_ETCD_USERNAME_FILE", value_name = "FILE")]
+    pub etcd_username_file: Option<PathBuf>,
+    /// File holding the etcd password.
+    #[arg(long, env = "CFGROUPS_ETCD_PASSWORD_FILE", value_name = "FILE")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,14 @@
 //! While no valid config is on disk (deleted, or failing to load), every cycle runs as a dry
 //! run: drift is listed and reported against the last good config, nothing is deleted, until
 //! a valid config is back ([`Reloader`]).
+//!
+//! With leader election, the loop holds a [`Leadership`] value. A standby does everything
+//! but reconcile: it wakes, re-reads and validates the config, keeps `/healthz` ticking and
+//! is ready, but lists and deletes nothing. Becoming the leader is a trigger like any other
+//! (a full reconcile at once); each reconcile runs under a [`TermGuard`] whose token is
+//! cancelled the moment the term ends, so a lost lease abandons a listing and lets a DELETE
+//! in flight finish while no new one starts, and the pipeline's writer asks the leadership
+//! once more right before each deletion.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant as StdInstant, SystemTime};
@@ -15,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::election::{LeaderWriter, Leadership, TermGuard};
 use super::metrics::{Metrics, ReconcileResult};
 use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
@@ -33,8 +42,9 @@ use crate::source::{CloudflareSource, GroupSource};
 /// The daemon's report of the last reconcile, inside the state directory.
 pub const LAST_REPORT_FILE: &str = "last-report.json";
 
-/// The pipeline the daemon drives: listings and deletions both through the live API.
-pub type DaemonPipeline = Pipeline<CloudflareSource, Client>;
+/// The pipeline the daemon drives: listings and deletions both through the live API, every
+/// deletion gated by leadership.
+pub type DaemonPipeline = Pipeline<CloudflareSource, LeaderWriter<Client>>;
 
 /// How the daemon behaves, from `cfgroups run`'s flags.
 #[derive(Debug, Clone)]
@@ -82,18 +92,27 @@ pub struct Controller {
     telemetry: Telemetry,
     schedule: Schedule,
     stop: CancellationToken,
+    /// Whether this replica may talk to Cloudflare; [`Leadership::always`] without election.
+    leadership: Leadership,
+    /// False once the elector is gone (its channel closed): no more changes to wait for.
+    elector_alive: bool,
+    /// The term the loop last saw this replica lead in: a new one calls for a reconcile,
+    /// a renewal of the same one does not.
+    seen_term: Option<u64>,
     watchdog: Option<Duration>,
 }
 
 impl Controller {
     /// A controller over an already validated `desired` state. `stop` is cancelled on
-    /// SIGTERM: listings are abandoned, deletions in flight finish, none starts.
+    /// SIGTERM: listings are abandoned, deletions in flight finish, none starts. Only while
+    /// `leadership` holds a valid term does it reconcile.
     pub fn new(
         options: ControllerOptions,
         desired: DesiredState,
         pipeline: DaemonPipeline,
         telemetry: Telemetry,
         stop: CancellationToken,
+        leadership: Leadership,
     ) -> Self {
         let schedule = Schedule::new(
             options.interval,
@@ -109,6 +128,9 @@ impl Controller {
             telemetry,
             schedule,
             stop,
+            leadership,
+            elector_alive: true,
+            seen_term: None,
             watchdog: systemd::watchdog_interval(),
         }
     }
@@ -122,7 +144,14 @@ impl Controller {
             &self.desired,
         ));
         self.telemetry.metrics.set_deletions_suspended(false);
-        self.reconcile(None).await;
+        self.seen_term = self.leadership.current_term().map(|t| t.number);
+        if self.leadership.is_leader() {
+            self.reconcile(None).await;
+        } else {
+            self.stand_by();
+        }
+        // A standby is ready too: its config is loaded and valid, and it takes over on its
+        // own; marking it unready would only make a rolling update wait for nothing.
         self.telemetry.health.set_ready(true);
         loop {
             if *wakers.shutdown.borrow() {
@@ -151,6 +180,14 @@ impl Controller {
                     self.reload(true).await;
                     Some(None)
                 }
+                alive = self.leadership.changed(), if self.elector_alive => {
+                    self.elector_alive = alive;
+                    // A new term (leading now, when it was not): a full reconcile at once.
+                    let term = self.leadership.current_term().map(|t| t.number);
+                    let new_term = term.is_some() && term != self.seen_term;
+                    self.seen_term = term;
+                    if new_term { Some(None) } else { None }
+                }
                 _ = wakers.shutdown.changed() => None,
                 _ = tokio::time::sleep(heartbeat) => None,
             };
@@ -159,10 +196,25 @@ impl Controller {
                 break;
             }
             if let Some(scope) = scope {
-                self.reconcile(scope.as_deref()).await;
+                if self.leadership.is_leader() {
+                    self.reconcile(scope.as_deref()).await;
+                } else {
+                    self.stand_by();
+                }
             }
         }
         tracing::info!("stopped");
+    }
+
+    /// A trigger came while another replica leads: nothing is listed or deleted, and the
+    /// timetable restarts (a new leader reconciles everything anyway).
+    fn stand_by(&mut self) {
+        let now = Instant::now();
+        self.schedule.reset_tick(now);
+        for account in self.desired.account_ids() {
+            self.schedule.forget(&account);
+        }
+        tracing::debug!(leader = ?self.leadership.holder(), "standing by: not reconciling");
     }
 
     fn heartbeat_period(&self) -> Duration {
@@ -278,9 +330,11 @@ impl Controller {
         };
         // No valid config on disk: report, delete nothing.
         let dry_run = self.options.dry_run || self.deletions_suspended();
+        // The cycle runs under the current term: its end cancels this token at once.
+        let term: TermGuard = self.leadership.guard_term(&self.stop);
         let reconciling = self
             .pipeline
-            .reconcile(&scoped, dry_run, &self.stop, &on_progress);
+            .reconcile(&scoped, dry_run, term.token(), &on_progress);
         let (plan, applied) = match self.with_heartbeat(reconciling).await {
             Ok(Reconciled::Abandoned) => {
                 self.telemetry

@@ -76,6 +76,24 @@ impl DriftKind {
     }
 }
 
+/// A change of this replica's leadership, for `cfgroups_leader_transitions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaderChange {
+    /// This replica became the leader.
+    Acquired,
+    /// This replica stopped leading (stepped down, lost the lock, or released it).
+    Lost,
+}
+
+impl LeaderChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acquired => "acquired",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 macro_rules! label_value {
     ($($ty:ty),*) => {$(
         impl EncodeLabelValue for $ty {
@@ -85,7 +103,7 @@ macro_rules! label_value {
         }
     )*};
 }
-label_value!(ReconcileResult, DriftKind);
+label_value!(ReconcileResult, DriftKind, LeaderChange);
 
 impl DriftKind {
     /// This kind's count in an account's plan summary.
@@ -129,6 +147,16 @@ struct AccountLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChangeLabels {
+    change: LeaderChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HolderLabels {
+    holder: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
 }
@@ -155,6 +183,9 @@ struct Inner {
     reload_timestamp: FloatGauge,
     deletions_suspended: Gauge,
     account_success: Family<AccountLabels, FloatGauge>,
+    leader: Gauge,
+    leader_transitions: Family<ChangeLabels, Counter>,
+    leader_holder: Family<HolderLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -253,6 +284,29 @@ impl Metrics {
             Unit::Seconds,
             account_success.clone(),
         );
+        // Without an election the one replica leads for good: 1 until an elector says otherwise.
+        let leader = Gauge::default();
+        leader.set(1);
+        registry.register(
+            "leader",
+            "Whether this replica is the leader (1), the only one that talks to Cloudflare, or a standby (0); 1 without leader election",
+            leader.clone(),
+        );
+        let leader_transitions = Family::<ChangeLabels, Counter>::default();
+        for change in [LeaderChange::Acquired, LeaderChange::Lost] {
+            let _ = leader_transitions.get_or_create(&ChangeLabels { change });
+        }
+        registry.register(
+            "leader_transitions",
+            "Times this replica became the leader (acquired) or stopped being it (lost)",
+            leader_transitions.clone(),
+        );
+        let leader_holder = Family::<HolderLabels, Gauge>::default();
+        registry.register(
+            "leader_holder_info",
+            "Always 1; the holder label names the replica holding the leader lock, as this replica last saw it (absent while nobody holds it or without leader election)",
+            leader_holder.clone(),
+        );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create(&VersionLabels {
@@ -280,6 +334,9 @@ impl Metrics {
                 reload_timestamp,
                 deletions_suspended,
                 account_success,
+                leader,
+                leader_transitions,
+                leader_holder,
             }),
         }
     }
@@ -383,6 +440,32 @@ impl Metrics {
         self.inner.account_success.remove(&AccountLabels {
             account: name.clone(),
         });
+    }
+
+    /// Sets whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.inner.leader.set(i64::from(leader));
+    }
+
+    /// Counts one change of this replica's leadership.
+    pub fn record_leader_change(&self, change: LeaderChange) {
+        self.inner
+            .leader_transitions
+            .get_or_create(&ChangeLabels { change })
+            .inc();
+    }
+
+    /// Names the lock's holder (`None`: nobody holds it, as far as is known).
+    pub fn set_leader_holder(&self, holder: Option<&str>) {
+        self.inner.leader_holder.clear();
+        if let Some(holder) = holder {
+            self.inner
+                .leader_holder
+                .get_or_create(&HolderLabels {
+                    holder: holder.to_owned(),
+                })
+                .set(1);
+        }
     }
 
     /// The OpenMetrics text exposition of every series (served with [`CONTENT_TYPE`]).

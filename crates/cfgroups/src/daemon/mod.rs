@@ -13,6 +13,8 @@
 //! - [`read_timeout`]: the socket wrapper that closes a connection gone quiet;
 //! - [`systemd`]: `sd_notify` readiness, status and watchdog pings;
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
+//! - [`election`]: leader election (Kubernetes Lease or etcd), so that of several replicas
+//!   exactly one talks to Cloudflare;
 //! - [`controller`]: the reconcile loop that ties them together.
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
@@ -21,6 +23,7 @@
 //! fired.
 
 pub mod controller;
+pub mod election;
 pub mod gate;
 pub mod metrics;
 pub mod read_timeout;
@@ -32,7 +35,7 @@ pub mod watcher;
 pub mod writes;
 
 pub use gate::{Reload, ReloadGate};
-pub use metrics::{DriftKind, Metrics, ReconcileResult};
+pub use metrics::{DriftKind, LeaderChange, Metrics, ReconcileResult};
 pub use reload::{ReloadOutcome, Reloader};
 pub use server::{
     DEFAULT_LISTEN, Health, ServerError, ServerHandle, ServerOptions, serve, serve_with,
