@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks systemd/cfgroups.service offline:
+# Checks systemd/cfgroups.service offline, alone and with each drop-in of
+# systemd/cfgroups.service.d/ applied:
 # - `systemd-analyze verify` prints nothing (no unknown keys, bad values or missing commands);
 # - `systemd-analyze security` rates its exposure 2.0 or better ("OK").
 # Installs Debian's systemd package when systemd-analyze is missing. Usage:
@@ -68,5 +69,41 @@ if awk -v got="$exposure" -v max="$max_exposure" 'BEGIN { exit !(got + 0 > max +
 else
   echo "systemd-analyze security: exposure $exposure (at most $max_exposure)"
 fi
+
+# Each drop-in, applied the way systemd merges it (its lines appended to the unit's
+# sections), must verify as cleanly and keep the exposure rating.
+for dropin in "$here"/cfgroups.service.d/*.conf; do
+  [ -e "$dropin" ] || continue
+  merged="$tmp/merged/cfgroups.service"
+  mkdir -p "$tmp/merged"
+  cp "$copy" "$merged"
+  # A drop-in's [Service] lines go at the end of the unit's [Service] section, which is
+  # followed by [Install]: insert them just before it.
+  awk -v dropin="$dropin" '
+    /^\[Install\]/ && !done {
+      while ((getline line < dropin) > 0) if (line !~ /^\[Service\]/) print line
+      done = 1
+    }
+    { print }
+  ' "$merged" >"$merged.new"
+  mv "$merged.new" "$merged"
+  name="$(basename "$dropin")"
+  out="$(systemd-analyze verify "$merged" 2>&1)" || status=1
+  if [ -n "$out" ]; then
+    echo "systemd-analyze verify with $name:" >&2
+    echo "$out" >&2
+    status=1
+  else
+    echo "systemd-analyze verify with $name: clean"
+  fi
+  sec="$(systemd-analyze security --offline=yes "$merged" 2>&1)" || true
+  level="$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9][0-9.]*\).*/\1/p' <<<"$sec")"
+  if [ -z "$level" ] || awk -v got="$level" -v max="$max_exposure" 'BEGIN { exit !(got + 0 > max + 0) }'; then
+    echo "systemd-analyze security with $name: exposure ${level:-unknown} is worse than $max_exposure" >&2
+    status=1
+  else
+    echo "systemd-analyze security with $name: exposure $level (at most $max_exposure)"
+  fi
+done
 
 exit "$status"

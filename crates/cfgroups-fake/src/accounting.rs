@@ -17,6 +17,9 @@ pub struct RequestRecord {
     /// Path and query string, e.g. `/client/v4/accounts/../iam/user_groups?page=2`.
     pub path: String,
     pub route: Route,
+    /// The `User-Agent` header, when the request had a readable one: tells apart the
+    /// clients of one fake (several daemons sharing a token, each naming itself).
+    pub user_agent: Option<String>,
     /// The status sent; `None` when no response was delivered: a fault dropped the
     /// connection, or the client went away first (e.g. it timed out on a slow answer).
     pub status: Option<u16>,
@@ -126,6 +129,7 @@ mod tests {
                 method: Method::GET,
                 path: "/".into(),
                 route: Route::List,
+                user_agent: None,
                 status: Some(if i == 4 { 429 } else { 200 }),
             });
         }

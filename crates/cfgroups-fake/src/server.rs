@@ -147,6 +147,11 @@ async fn handle(
         .path_and_query()
         .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
     let route = Target::parse(&path).route(&method);
+    let user_agent = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     lock(&shared.log).arrive(&method, route);
     shared.bump();
     let record = RequestRecord {
@@ -154,6 +159,7 @@ async fn handle(
         method: method.clone(),
         path: path_and_query,
         route,
+        user_agent,
         status: None,
     };
     let hook = lock(&shared.on_arrival).clone();

@@ -228,7 +228,7 @@ impl<W: GroupWriter> Deletion<'_, W> {
         item: &PlanItem,
         planned: &ObservedGroup,
     ) -> Result<Option<DeletionOutcome>, JournalError> {
-        if self.halt.is_cancelled() {
+        if !self.may_start() {
             return Ok(None);
         }
         let fresh = match self.read_fresh(account, rules, item, planned).await {
@@ -252,7 +252,7 @@ impl<W: GroupWriter> Deletion<'_, W> {
         } else {
             None
         };
-        if self.halt.is_cancelled() {
+        if !self.may_start() {
             return Ok(None);
         }
         let (run, intent_account, group) = (self.run_id.to_owned(), account.clone(), fresh.clone());
@@ -285,6 +285,20 @@ impl<W: GroupWriter> Deletion<'_, W> {
         self.journaled(move |journal| journal.append(&record))
             .await?;
         Ok(Some(outcome))
+    }
+
+    /// Whether this deletion may still start: no stop, no journal failure, and the writer
+    /// (the daemon's: still the leader, checked against the clock) allows it. A writer that
+    /// refuses also halts the deletions not yet started.
+    fn may_start(&self) -> bool {
+        if self.halt.is_cancelled() {
+            return false;
+        }
+        if !self.writer.may_write() {
+            self.halt.cancel();
+            return false;
+        }
+        true
     }
 
     /// The group as it is right before its DELETE, if the plan's rules still hold for it;

@@ -16,7 +16,8 @@
 //! - [`reconcile`]: the one pipeline `apply` and the daemon share: list, settle, plan, execute;
 //! - [`restore`]: recreating a deleted group from its journal backup;
 //! - [`export`]: what exists, written as a desired-state file or a snapshot;
-//! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd;
+//! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd,
+//!   leader election;
 //! - [`state_dir`]: where the journal and reports are kept;
 //! - [`permissions`]: warnings about secrets and backups readable by others;
 //! - [`yaml_guard`]: refuses YAML nested deep enough to stall the parser;

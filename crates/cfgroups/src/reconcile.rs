@@ -495,6 +495,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_writer_whose_term_has_run_out_starts_no_deletion_even_without_a_stop() {
+        use crate::daemon::Metrics;
+        use crate::daemon::election::{LeaderWriter, Publisher};
+        use tokio::time::Instant;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let api = MemoryApi::new(vec![group(2, "Gone A"), group(3, "Gone B")], &path);
+        let (publisher, leadership) = Publisher::new("replica-a", Metrics::new("0"));
+        let options = PipelineOptions {
+            listing_concurrency: 1,
+            apply: ApplyOptions {
+                backup_members: true,
+                concurrency: 1,
+            },
+            plan: PlanOptions::default(),
+        };
+        let gated = Pipeline::new(
+            &api,
+            LeaderWriter::new(&api, leadership.clone()),
+            Arc::new(Journal::open(&path).unwrap()),
+            options,
+        );
+
+        // Leading when the cycle was planned; the term's validity runs out before the
+        // deletions start, and no elector has said anything yet: the clock decides.
+        publisher.lead(1, Instant::now() + std::time::Duration::from_millis(50));
+        let cycle = gated.observe(&desired()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let never = CancellationToken::new();
+        let summary = gated.execute(&cycle, &never, &|_| {}).await.unwrap();
+        assert_eq!(summary.total().not_started, 2);
+        assert!(
+            api.deletes.lock().unwrap().is_empty(),
+            "deleted without a valid term"
+        );
+        assert!(
+            journal::read(&path).unwrap().unresolved().is_empty(),
+            "nothing journaled"
+        );
+
+        // Renewed: the same cycle goes through.
+        publisher.lead(1, Instant::now() + std::time::Duration::from_secs(60));
+        let summary = gated.execute(&cycle, &never, &|_| {}).await.unwrap();
+        assert!(summary.complete());
+        assert_eq!(api.names(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
     async fn a_journal_that_cannot_be_written_stops_every_deletion() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);

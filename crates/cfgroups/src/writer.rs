@@ -36,6 +36,14 @@ pub struct WriteError {
 /// The operations the executor and `restore` need. Members are opaque JSON objects, carried
 /// into the journal as Cloudflare returned them.
 pub trait GroupWriter: Send + Sync {
+    /// Whether a deletion may start now. The executor asks right before each one (before
+    /// its fresh read and again before its intent is journaled); `false` means it is not
+    /// started. Always `true` unless the writer is gated, as the daemon's is by leadership
+    /// ([`crate::daemon::election::LeaderWriter`]).
+    fn may_write(&self) -> bool {
+        true
+    }
+
     /// The group as it is now, or `None` when it does not exist: the fresh read before a
     /// DELETE, and the confirmation of an answer that does not settle whether it is gone.
     fn get_group(

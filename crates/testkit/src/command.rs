@@ -16,8 +16,13 @@ use crate::paths::{bin, repo_root};
 const CLEARED_PREFIXES: [&str; 2] = ["CLOUDFLARE_", "CFGROUPS_"];
 
 /// Other variables the binary, its logging, its terminal handling or its HTTP stack read.
-const CLEARED: [&str; 16] = [
+const CLEARED: [&str; 20] = [
     "STATE_DIRECTORY",
+    // Leader election's fallbacks: a test sets what it means to use.
+    "POD_NAME",
+    "POD_NAMESPACE",
+    "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST",
     "CREDENTIALS_DIRECTORY",
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",

@@ -14,6 +14,9 @@
 //! - [`client`]: the product's HTTP client pointed at a fake, recording every attempt;
 //! - [`daemon`]: `cfgroups run` against the fake: its JSON log, its health and metrics
 //!   server, signals, and its memory and CPU from `/proc`;
+//! - [`etcd`]: a real etcd (Debian's `etcd-server`) on free loopback ports, for leader
+//!   election;
+//! - [`lease_api`]: a fake of the Kubernetes Lease endpoints that enforces `resourceVersion`;
 //! - [`oracle`]: the deletion rules restated independently of the planner, for property
 //!   tests and fuzz targets.
 //!
@@ -23,7 +26,9 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod etcd;
 pub mod fake;
+pub mod lease_api;
 pub mod oracle;
 pub mod paths;
 pub mod scenario;

@@ -10,18 +10,21 @@ use crate::cloudflare::{
     BaseUrl, Budget, BudgetConfig, Client, ClientConfig, CredentialOrigin, Credentials,
 };
 use crate::permissions;
-use crate::source::{AnySource, CloudflareSource, SourceOptions, SourceSpec};
+use crate::source::{AnySource, CloudflareSource, ExecOptions, SourceOptions, SourceSpec};
 
 /// A client for the live API: credentials from the environment or a token file, the base
 /// URL from `--api-base-url` / `CLOUDFLARE_BASE_URL`, and the request budget.
 pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
-    observed_client(args, Arc::new(NoopObserver))
+    observed_client(args, Arc::new(NoopObserver), None)
 }
 
-/// [`client`], reporting every request attempt to `observer` (the daemon's metrics).
+/// [`client`], reporting every request attempt to `observer` (the daemon's metrics). With
+/// a `replica` name (leader election), the `User-Agent` carries it, so Cloudflare's audit
+/// log tells which replica made each change.
 pub fn observed_client(
     args: &ApiArgs,
     observer: Arc<dyn RequestObserver>,
+    replica: Option<&str>,
 ) -> anyhow::Result<Client> {
     let credentials = Credentials::from_process(args.api_token_file.as_deref())
         .context("no usable Cloudflare credentials")?;
@@ -31,6 +34,9 @@ pub fn observed_client(
         permissions::warn_if_shared(path, "the API token file");
     }
     let mut config = ClientConfig::new(credentials);
+    if let Some(replica) = replica {
+        config.user_agent = format!("{} (replica {replica})", config.user_agent);
+    }
     if let Some(url) = &args.api_base_url {
         config.base_url = BaseUrl::parse(url)?;
     }
@@ -48,9 +54,9 @@ pub fn source(args: &SourceArgs) -> anyhow::Result<AnySource> {
             &args.api,
         )?))),
         offline => {
-            let options = SourceOptions {
-                exec_timeout: args.exec_timeout,
-            };
+            let mut exec = ExecOptions::new(args.exec_timeout, args.api.api_token_file.as_deref());
+            exec.pass_credentials = args.exec_pass_credentials;
+            let options = SourceOptions { exec };
             AnySource::open_offline(offline, &options).context("cannot open the listing source")
         }
     }

@@ -3,6 +3,8 @@
 
 mod apply;
 mod connect;
+pub mod durations;
+mod election;
 mod export;
 mod journal;
 mod output;
@@ -82,9 +84,17 @@ pub enum Command {
     /// SIGHUP; serve /healthz, /readyz and /metrics.
     #[command(after_help = concat!(
         "Example:\n  cfgroups run --config /etc/cfgroups --interval 5m --listen 127.0.0.1:9184\n\n",
-        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.",
+        "Signals: SIGHUP reloads and reconciles; SIGTERM/SIGINT stop between deletions and exit 0.\n\n",
+        "Config changes are taken once complete: renamed into place or closed by the writer,\n",
+        "never while a file is still being written. With no valid config on disk (deleted or\n",
+        "invalid), drift is still listed and reported against the last good config, but nothing\n",
+        "is deleted until a valid config is back (cfgroups_deletions_suspended 1).\n\n",
+        "Several replicas, one writer:\n",
+        "  cfgroups run --config /etc/cfgroups --leader-election kubernetes      # POD_NAME, POD_NAMESPACE\n",
+        "  cfgroups run --config /etc/cfgroups --leader-election etcd --etcd-endpoints https://etcd-1:2379,https://etcd-2:2379\n",
+        "The leader releases the lock on SIGTERM after its last deletion, so a standby takes over at once.",
     ))]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List what the journal recorded: deletions, their outcomes, restores.
     #[command(after_help = concat!(
         "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353\n\n",
@@ -144,7 +154,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Desired-state file, or a directory of *.yaml / *.yml files.
+    /// Desired-state file, or a directory of *.yaml / *.yml files (not recursive; hidden
+    /// entries and other extensions are skipped; a broken or looping symlink, a directory
+    /// named *.yaml, or a *.YAML file in another case is an error, never skipped).
     #[arg(long, short = 'c', env = "CFGROUPS_CONFIG")]
     pub config: PathBuf,
 }
@@ -152,8 +164,14 @@ pub struct ConfigArgs {
 /// How to reach the live API.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// API base URL; plain http:// only to loopback.
-    #[arg(long, env = "CLOUDFLARE_BASE_URL", value_name = "URL")]
+    /// API base URL; plain http:// only to loopback, no user info. A refused value is never
+    /// printed whole (it may be a token pasted in the wrong place).
+    #[arg(
+        long,
+        env = "CLOUDFLARE_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub api_base_url: Option<String>,
     /// Read the API token from FILE.
     #[arg(long, value_name = "FILE")]
@@ -161,14 +179,14 @@ pub struct ApiArgs {
     /// Most API requests in any rolling --budget-window (Cloudflare allows 1200 per 5 minutes).
     #[arg(long, default_value = "1000", value_name = "N")]
     pub max_requests: NonZeroU32,
-    /// The window of --max-requests.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// The window of --max-requests; at least 1s.
+    #[arg(long, default_value = "5m", value_parser = durations::budget_window)]
     pub budget_window: Duration,
-    /// Time allowed for one request attempt.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Time allowed for one request attempt; at least 1ms.
+    #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub request_timeout: Duration,
-    /// Time allowed to connect.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Time allowed to connect; at least 1ms.
+    #[arg(long, default_value = "10s", value_parser = durations::timeout)]
     pub connect_timeout: Duration,
 }
 
@@ -180,9 +198,15 @@ pub struct SourceArgs {
     /// How many accounts are listed at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// How long an `exec:` listing command may run.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long an `exec:` listing command may run; at least 1ms.
+    #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub exec_timeout: Duration,
+    /// Let an `exec:` command inherit the Cloudflare credential variables (CLOUDFLARE_*,
+    /// CF_API_*, CREDENTIALS_DIRECTORY). Without it they are withheld. Either way, every
+    /// secret cfgroups knows is scrubbed from what the command prints before it reaches an
+    /// error or a report.
+    #[arg(long)]
+    pub exec_pass_credentials: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -271,10 +295,13 @@ pub struct RunArgs {
     /// Report drift forever; never delete.
     #[arg(long)]
     pub dry_run: bool,
-    /// Time between full reconciles; each tick lands up to 10% early or late.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    /// Time between full reconciles; each tick lands up to 10% early or late. At least 1s:
+    /// each tick lists every account, and config changes do not wait for it.
+    #[arg(long, default_value = "5m", value_parser = durations::interval)]
     pub interval: Duration,
-    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise.
+    /// Address of /healthz, /readyz and /metrics. Loopback unless told otherwise. A client
+    /// gets 5s for a request's headers and is dropped after 10s of silence; shutdown waits
+    /// at most 2s for open connections.
     #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
     /// How many accounts are listed at once.
@@ -286,9 +313,83 @@ pub struct RunArgs {
     /// Skip the members backup before each deletion.
     #[arg(long)]
     pub no_backup_members: bool,
-    /// How long config changes settle before a reload.
-    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    /// How long file events in the config's directory are coalesced before the config is
+    /// re-read; at least 10ms. New content is taken only once it is complete: renamed into
+    /// place, or closed by its writer; a pause in a write is never taken for its end.
+    #[arg(long, default_value = "200ms", value_parser = durations::debounce)]
     pub debounce: Duration,
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// Which lock, if any, elects the one replica that talks to Cloudflare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ElectionBackend {
+    /// No election: this replica always reconciles (run exactly one).
+    None,
+    /// A coordination.k8s.io/v1 Lease (kubeconfig, else the pod's service account).
+    Kubernetes,
+    /// An etcd election (--etcd-endpoints).
+    Etcd,
+}
+
+/// `run`'s leader-election settings. Each flag has an environment fallback.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Leader election")]
+pub struct ElectionArgs {
+    /// Run several replicas with exactly one writer: the leader reconciles, the others stand
+    /// by (they validate the config and serve health and metrics, but never call Cloudflare).
+    #[arg(long, value_enum, default_value_t = ElectionBackend::None, env = "CFGROUPS_LEADER_ELECTION", value_name = "BACKEND")]
+    pub leader_election: ElectionBackend,
+    /// The lock's name: the Lease's name, or the etcd election's. Replicas sharing it elect
+    /// one leader.
+    #[arg(
+        long,
+        default_value = "cfgroups",
+        env = "CFGROUPS_LOCK_NAME",
+        value_name = "NAME"
+    )]
+    pub lock_name: String,
+    /// This replica's name in the lock, unique among replicas. Default: the host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub identity: Option<String>,
+    /// The Lease's namespace. Default: the pod's service account namespace, else the
+    /// kubeconfig context's.
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a hold lasts without renewal before a standby may take over (whole seconds).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, env = "CFGROUPS_LEASE_DURATION", value_name = "DURATION")]
+    pub lease_duration: Duration,
+    /// How long a leader goes on without a successful renewal before it stops writing and
+    /// steps down; shorter than --lease-duration.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "CFGROUPS_RENEW_DEADLINE", value_name = "DURATION")]
+    pub renew_deadline: Duration,
+    /// How often the leader renews and standbys try to acquire (plus up to 20% jitter).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, env = "CFGROUPS_RETRY_PERIOD", value_name = "DURATION")]
+    pub retry_period: Duration,
+    /// etcd client URLs, comma-separated (http:// or https://).
+    #[arg(
+        long,
+        env = "CFGROUPS_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URL[,URL...]"
+    )]
+    pub etcd_endpoints: Vec<String>,
+    /// PEM file of the CA that signed etcd's certificates (trusted instead of the system's).
+    #[arg(long, env = "CFGROUPS_ETCD_CA_FILE", value_name = "FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd (with --etcd-key-file).
+    #[arg(long, env = "CFGROUPS_ETCD_CERT_FILE", value_name = "FILE")]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// PEM key of --etcd-cert-file.
+    #[arg(long, env = "CFGROUPS_ETCD_KEY_FILE", value_name = "FILE")]
+    pub etcd_key_file: Option<PathBuf>,
+    /// File holding the etcd user name (with --etcd-password-file).
+    #[arg(long, env = "CFGROUPS_ETCD_USERNAME_FILE", value_name = "FILE")]
+    pub etcd_username_file: Option<PathBuf>,
+    /// File holding the etcd password.
+    #[arg(long, env = "CFGROUPS_ETCD_PASSWORD_FILE", value_name = "FILE")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -403,5 +504,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Schema => shell::schema(),
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap prints `[env: NAME=value]` in `--help` unless told not to, and a token pasted into
+    /// `CLOUDFLARE_BASE_URL` would be that value.
+    #[test]
+    fn help_never_shows_the_base_url_from_the_environment() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                if arg
+                    .get_env()
+                    .is_some_and(|name| name == "CLOUDFLARE_BASE_URL")
+                {
+                    assert!(arg.is_hide_env_values_set(), "{}", command.get_name());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 4, "checked {checked} commands");
     }
 }

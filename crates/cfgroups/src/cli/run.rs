@@ -1,5 +1,7 @@
 //! `run`: start the daemon — load the config, serve health and metrics, watch the config,
-//! handle signals, and hand over to the reconcile loop.
+//! handle signals, join the leader election if asked, and hand over to the reconcile loop.
+//! On shutdown the loop stops first (a deletion in flight finishes and is journaled), and
+//! only then is the lock released.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,10 +11,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, RunArgs, connect};
+use super::{Exit, RunArgs, connect, election};
 use crate::apply::ApplyOptions;
 use crate::config;
 use crate::daemon::controller::{Controller, ControllerOptions, Telemetry, Wakers};
+use crate::daemon::election::{Election, LeaderWriter, Leadership};
 use crate::daemon::{ConfigWatcher, Health, Metrics, serve, systemd};
 use crate::journal::{JOURNAL_FILE, Journal};
 use crate::plan::PlanOptions;
@@ -26,7 +29,19 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     let journal = Arc::new(Journal::open(&state_dir.join(JOURNAL_FILE))?);
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
     metrics.record_reload(true, SystemTime::now());
-    let client = connect::observed_client(&args.api, Arc::new(metrics.clone()))?;
+    let election_settings = election::settings(&args.election)?;
+    let replica = election_settings.as_ref().map(|s| s.identity.clone());
+    let client =
+        connect::observed_client(&args.api, Arc::new(metrics.clone()), replica.as_deref())?;
+    let (leadership, election) = match election_settings {
+        None => (Leadership::always(), None),
+        Some(settings) => {
+            let (leadership, election) = Election::start(settings, metrics.clone())
+                .await
+                .context("cannot start the leader election")?;
+            (leadership, Some(election))
+        }
+    };
     let health = Health::new(args.interval);
     let server = serve(args.listen, health.clone(), metrics.clone())
         .await
@@ -35,10 +50,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         listen = %server.local_addr(),
         accounts = desired.accounts.len(),
         dry_run = args.dry_run,
+        leader_election = ?args.election.leader_election,
         interval = %humantime::format_duration(args.interval),
         "cfgroups daemon started"
     );
-    let (_watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
+    let (watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
 
     let stop = CancellationToken::new();
     let (hangup_tx, hangup) = mpsc::channel(1);
@@ -53,7 +69,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     // The daemon never forces past `max_deletes`: that override is one-shot `apply --force`.
     let pipeline = Pipeline::new(
         CloudflareSource::new(client.clone()),
-        client,
+        LeaderWriter::new(client, leadership.clone()),
         journal,
         PipelineOptions {
             listing_concurrency: usize::from(args.concurrency),
@@ -69,19 +85,23 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         state_dir,
         dry_run: args.dry_run,
         interval: args.interval,
-        settle: args.debounce,
+        debounce: args.debounce,
     };
-    let controller = Controller::new(options, desired, pipeline, telemetry, stop);
+    let controller = Controller::new(options, desired, pipeline, telemetry, stop, leadership);
     if let Err(e) = systemd::notify_ready() {
         tracing::warn!(error = %e, "systemd readiness notification failed");
     }
     controller
         .run(Wakers {
             config_changed,
+            writes: watcher.writes().clone(),
             hangup,
             shutdown,
         })
         .await;
+    if let Some(election) = election {
+        election.release().await;
+    }
     server.shutdown().await?;
     Ok(Exit::Success)
 }

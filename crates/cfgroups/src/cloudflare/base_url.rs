@@ -1,5 +1,9 @@
 //! The API base URL and the rule that keeps credentials off the wire in clear text:
 //! `https://` anywhere, plain `http://` only to a loopback host (a local fake or proxy).
+//!
+//! A refused value is never echoed whole: a URL with user info carries a password, and a
+//! token pasted into `CLOUDFLARE_BASE_URL` by mistake is the secret itself. Errors show at
+//! most the scheme and host (see [`describe_refused`]).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -23,7 +27,7 @@ impl BaseUrl {
     /// `localhost`; no user info, query or fragment.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::InvalidBaseUrl {
-            url: text.to_owned(),
+            url: describe_refused(text),
             reason: reason.to_owned(),
         };
         let url = Url::parse(text.trim()).map_err(|err| invalid(&err.to_string()))?;
@@ -61,7 +65,7 @@ impl BaseUrl {
     pub(crate) fn join(&self, path: &str) -> Result<Url, Error> {
         let text = format!("{}{}", self.url.as_str().trim_end_matches('/'), path);
         Url::parse(&text).map_err(|err| Error::InvalidBaseUrl {
-            url: text,
+            url: describe_refused(&text),
             reason: err.to_string(),
         })
     }
@@ -87,6 +91,22 @@ impl fmt::Debug for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BaseUrl({self})")
     }
+}
+
+/// What an error may show of a refused base URL: `scheme://host[:port]` when the text parses
+/// as a URL with a host, else a placeholder with only its length. The path, query, fragment
+/// and user info are never shown: any of them may hold a secret.
+pub fn describe_refused(text: &str) -> String {
+    if let Ok(url) = Url::parse(text.trim())
+        && let Some(host) = url.host_str()
+        && !host.is_empty()
+    {
+        return match url.port() {
+            Some(port) => format!("{}://{host}:{port}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        };
+    }
+    format!("<not shown: {} characters>", text.chars().count())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -140,6 +160,47 @@ mod tests {
         ] {
             let err = BaseUrl::parse(bad).expect_err(bad);
             assert!(matches!(err, Error::InvalidBaseUrl { .. }));
+        }
+    }
+
+    #[test]
+    fn a_refused_url_shows_at_most_its_scheme_and_host() {
+        let err = BaseUrl::parse("https://deploy:hunter2-pass@api.cloudflare.com/client/v4")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!err.contains("deploy"), "{err}");
+        assert!(err.contains("\"https://api.cloudflare.com\""), "{err}");
+        assert!(err.contains("user info"), "{err}");
+
+        let err = BaseUrl::parse("https://proxy.internal:8443/client/v4/s3cr3t?key=s3cr3t#s3cr3t")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.contains("\"https://proxy.internal:8443\""), "{err}");
+
+        let err = BaseUrl::parse("http://10.0.0.1/secret-path")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret-path"), "{err}");
+    }
+
+    #[test]
+    fn a_token_pasted_as_the_url_is_never_printed() {
+        let token = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdo";
+        for text in [
+            token.to_owned(),
+            format!(" {token}\n"),
+            format!("Bearer {token}"),
+        ] {
+            let err = BaseUrl::parse(&text).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(token), "{shown}");
+            assert!(!shown.contains("Zm9v"), "{shown}");
+            assert!(
+                shown.contains(&format!("{} characters", text.chars().count())),
+                "{shown}"
+            );
         }
     }
 

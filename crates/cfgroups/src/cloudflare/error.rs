@@ -84,7 +84,8 @@ pub enum Error {
         /// The last attempt's failure, if an attempt was made (boxed: errors stay small).
         last: Option<Box<LastFailure>>,
     },
-    /// The configured API base URL is unusable or unsafe.
+    /// The configured API base URL is unusable or unsafe. `url` is only what may be shown of
+    /// it (scheme and host, or its length): the value itself may hold a secret.
     #[error("invalid API base URL {url:?}: {reason}")]
     InvalidBaseUrl { url: String, reason: String },
     /// The configured `User-Agent` cannot be sent as a header.

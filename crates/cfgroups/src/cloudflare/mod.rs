@@ -14,7 +14,8 @@
 //! - listings ask for 500 items a page and stop without a trailing request; pages that
 //!   disagree with `total_count` fail the listing.
 //!
-//! Files, one concept each: [`credentials`] (who we are), [`base_url`] (where, safely),
+//! Files, one concept each: [`credentials`] (who we are), [`known_secrets`] (the secrets a
+//! child process must neither inherit nor echo), [`base_url`] (where, safely),
 //! [`route`] (which endpoint; ids into paths), [`envelope`] (the response shape),
 //! [`error`] (what went wrong, retryable or not), [`retry`] (when to try again),
 //! [`budget`] (how many requests may go), [`pager`] (when a listing is complete),
@@ -26,6 +27,7 @@ pub mod client;
 pub mod credentials;
 pub mod envelope;
 pub mod error;
+pub mod known_secrets;
 pub mod observer;
 pub mod pager;
 pub mod retry;
@@ -39,6 +41,7 @@ pub use client::{Client, ClientConfig, DEFAULT_USER_AGENT};
 pub use credentials::{CredentialOrigin, Credentials, CredentialsError};
 pub use envelope::{ApiError, ApiErrors, Envelope, ResultInfo};
 pub use error::{Error, LastFailure, TransportKind, is_retryable_status};
+pub use known_secrets::KnownSecrets;
 pub use observer::{NoopObserver, RequestEvent, RequestObserver};
 pub use retry::{Jitter, RetryPolicy, parse_retry_after};
 pub use route::{Route, RouteKind};

@@ -1,11 +1,18 @@
 //! Finds where a field path (`accounts[0].groups[2].id`) stands in YAML text, so that errors
-//! found after parsing can still name a line and column. Built only when there is an error
-//! to report: the happy path never pays for it.
+//! found after parsing can still name a line and column, and what an unquoted value there
+//! was written as (YAML's reading of it may differ: `id: 0123` is a number). Built only when
+//! there is an error to report: the happy path never pays for it.
 
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+
+use crate::yaml_guard::MAX_FLOW_DEPTH;
+
+/// Deepest nesting indexed: the YAML reader refuses anything deeper, so no error can point
+/// there.
+const MAX_DEPTH: usize = MAX_FLOW_DEPTH;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A 1-based line and column in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,20 +25,44 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Unquoted scalar values as written, by field path.
+    plain: HashMap<String, (String, Position)>,
 }
 
 impl Locator {
-    /// Indexes `text`. Text that does not parse yields an empty index: callers then report
-    /// errors without a position rather than not at all.
+    /// Indexes the first document of `text`. Text that does not parse, or nests deeper than
+    /// the YAML reader accepts, yields an empty index: callers then report errors without a
+    /// position rather than not at all. The events are pulled one at a time (the parser's
+    /// own `load` recurses once per level, and hostile nesting would overflow the stack).
     pub fn new(text: &str) -> Self {
         let mut indexer = Indexer::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut indexer, false).is_err() {
-            return Self::default();
+        loop {
+            match parser.next_token() {
+                Ok((Event::DocumentEnd | Event::StreamEnd, _)) => break,
+                Ok(_) if indexer.stack.len() > MAX_DEPTH => return Self::default(),
+                Ok((event, mark)) => indexer.on_event(event, mark),
+                Err(_) => return Self::default(),
+            }
         }
         Self {
             positions: indexer.positions,
+            plain: indexer.plain,
         }
+    }
+
+    /// The unquoted scalar value at exactly `path`, as written, and where it stands.
+    pub fn plain_scalar(&self, path: &str) -> Option<(&str, Position)> {
+        self.plain
+            .get(path)
+            .map(|(text, position)| (text.as_str(), *position))
+    }
+
+    /// Every unquoted scalar value: its path, its text as written and where it stands.
+    pub fn plain_scalars(&self) -> impl Iterator<Item = (&str, &str, Position)> {
+        self.plain
+            .iter()
+            .map(|(path, (text, position))| (path.as_str(), text.as_str(), *position))
     }
 
     /// The position of `path`, or of its closest ancestor that is indexed.
@@ -55,6 +86,7 @@ enum Frame {
 #[derive(Default)]
 struct Indexer {
     positions: HashMap<String, Position>,
+    plain: HashMap<String, (String, Position)>,
     stack: Vec<Frame>,
 }
 
@@ -103,8 +135,17 @@ fn join(parent: &str, key: &str) -> String {
 impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
-            Event::Scalar(text, ..) => {
-                self.enter(Some(&text), false, mark);
+            Event::Scalar(text, style, ..) => {
+                let value = self.enter(Some(&text), false, mark);
+                if let Some(path) = value
+                    && style == TScalarStyle::Plain
+                {
+                    let position = Position {
+                        line: mark.line(),
+                        column: mark.col() + 1,
+                    };
+                    self.plain.insert(path, (text, position));
+                }
             }
             Event::Alias(_) => {
                 self.enter(None, false, mark);
@@ -159,6 +200,32 @@ accounts:
         let locator = Locator::new(TEXT);
         let found = locator.find("accounts[0].groups[1].nope[3]").unwrap();
         assert_eq!((found.line, found.column), (7, 10));
+    }
+
+    #[test]
+    fn unquoted_values_are_kept_as_written() {
+        let locator =
+            Locator::new("accounts:\n  - id: 0123\n    label: \"0123\"\n    protect: [007, 'x']\n");
+        let plain = |path| {
+            locator
+                .plain_scalar(path)
+                .map(|(text, p)| (text, p.line, p.column))
+        };
+        assert_eq!(plain("accounts[0].id"), Some(("0123", 2, 9)));
+        assert_eq!(plain("accounts[0].label"), None);
+        assert_eq!(plain("accounts[0].protect[0]"), Some(("007", 4, 15)));
+        assert_eq!(plain("accounts[0].protect[1]"), None);
+        assert_eq!(plain("accounts"), None);
+    }
+
+    #[test]
+    fn hostile_nesting_is_not_indexed_and_does_not_overflow() {
+        let deep: String = (0..20_000)
+            .map(|depth| format!("{}- \n", "  ".repeat(depth)))
+            .collect();
+        assert!(Locator::new(&deep).plain_scalars().next().is_none());
+        let shallow = format!("a:\n{}", "  - b\n");
+        assert!(Locator::new(&shallow).find("a[0]").is_some());
     }
 
     #[test]

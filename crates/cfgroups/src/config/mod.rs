@@ -7,7 +7,9 @@
 //! deletion.
 
 mod error;
+mod files;
 mod locate;
+mod numeric;
 pub mod schema;
 
 use std::cell::OnceCell;
@@ -18,6 +20,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 pub use error::{ConfigError, ConfigErrors};
+pub use files::MAX_FILE_BYTES;
 pub use locate::Position;
 pub use schema::{
     AccountSpec, CONFIG_VERSION, DEFAULT_MAX_DELETES, DefaultsSpec, FileSpec, GroupSpec,
@@ -28,10 +31,6 @@ use crate::model::{AccountId, GroupId, GroupState};
 use crate::protect::Protect;
 use crate::yaml_guard;
 use locate::Locator;
-
-/// The largest desired-state file read: 100,000 declared groups take about 5 MiB, and a
-/// bigger file would cost several times its size in memory while parsing.
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Everything the config files declare, validated and with defaults resolved.
 #[derive(Debug, Clone)]
@@ -72,13 +71,13 @@ impl DesiredState {
 }
 
 /// Loads `path`: a file, or a directory whose `*.yaml` and `*.yml` files (sorted, not
-/// recursive) together form the desired state.
+/// recursive) together form the desired state. In a directory, an entry that looks like a
+/// config file but cannot be read as one is an error, never skipped (see `config/files.rs`).
 pub fn load(path: &Path) -> Result<DesiredState, ConfigErrors> {
-    let files = config_files(path).map_err(|e| ConfigErrors(vec![e]))?;
-    let mut errors = Vec::new();
-    let mut documents = Vec::with_capacity(files.len());
-    for file in files {
-        match read_text(&file) {
+    let (paths, mut errors) = files::config_files(path).map_err(|e| ConfigErrors(vec![e]))?;
+    let mut documents = Vec::with_capacity(paths.len());
+    for file in paths {
+        match files::read_text(&file) {
             Ok(text) => documents.push((file, text)),
             Err(e) => errors.push(e),
         }
@@ -101,6 +100,7 @@ fn from_documents(
     let mut declared_in: HashMap<AccountId, (usize, usize)> = HashMap::new();
 
     for (document, (file, text)) in documents.iter().enumerate() {
+        let text = files::strip_bom(text);
         hasher.update(file.to_string_lossy().as_bytes());
         hasher.update([0]);
         hasher.update(text.as_bytes());
@@ -110,7 +110,7 @@ fn from_documents(
             match declared_in.get(&account.id) {
                 Some(&(first_document, first_index)) => {
                     let (first_file, first_text) = &documents[first_document];
-                    let at = Locator::new(first_text)
+                    let at = Locator::new(files::strip_bom(first_text))
                         .find(&format!("accounts[{first_index}].id"))
                         .map(|p| format!(":{}:{}", p.line, p.column))
                         .unwrap_or_default();
@@ -143,62 +143,6 @@ fn from_documents(
     }
 }
 
-fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let whole = |message: String| ConfigError {
-        file: path.to_owned(),
-        position: None,
-        field: None,
-        message,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_owned()]);
-    }
-    let entries = std::fs::read_dir(path).map_err(|e| whole(format!("cannot list: {e}")))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| whole(format!("cannot list: {e}")))?;
-        let file = entry.path();
-        let is_yaml = file
-            .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml");
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if is_yaml && !hidden && file.is_file() {
-            files.push(file);
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        return Err(whole("directory has no *.yaml or *.yml files".to_owned()));
-    }
-    Ok(files)
-}
-
-fn read_text(file: &Path) -> Result<String, ConfigError> {
-    let whole = |message: String| ConfigError {
-        file: file.to_owned(),
-        position: None,
-        field: None,
-        message,
-    };
-    let size = std::fs::metadata(file)
-        .map_err(|e| whole(format!("cannot read: {e}")))?
-        .len();
-    if size > MAX_FILE_BYTES {
-        return Err(whole(format!(
-            "the file is {size} bytes; a desired-state file may be at most {MAX_FILE_BYTES} \
-             bytes (split it into a directory of files)"
-        )));
-    }
-    let bytes = std::fs::read(file).map_err(|e| whole(format!("cannot read: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        whole(format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
-}
-
 /// One file being checked: its errors, and a position index built on the first error.
 struct FileContext<'a> {
     file: &'a Path,
@@ -217,10 +161,12 @@ impl<'a> FileContext<'a> {
         }
     }
 
+    fn locator(&self) -> &Locator {
+        self.locator.get_or_init(|| Locator::new(self.text))
+    }
+
     fn position(&self, field: &str) -> Option<Position> {
-        self.locator
-            .get_or_init(|| Locator::new(self.text))
-            .find(field)
+        self.locator().find(field)
     }
 
     fn error(&mut self, field: &str, message: impl Into<String>) {
@@ -237,7 +183,7 @@ impl<'a> FileContext<'a> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(typed) => Some(typed),
             Err(e) => {
-                let message = e.inner().to_string();
+                let mut message = e.inner().to_string();
                 let mut field = base.to_owned();
                 for segment in e.path().iter() {
                     field = match segment {
@@ -250,6 +196,12 @@ impl<'a> FileContext<'a> {
                     && !field.ends_with(unknown)
                 {
                     field = locate_join(&field, unknown);
+                }
+                if numeric::is_number_for_text(&message)
+                    && let Some((written, _)) = self.locator().plain_scalar(&field)
+                    && numeric::reads_as_number(written)
+                {
+                    message = numeric::quote_it(&field, written);
                 }
                 self.error(&field, message);
                 None
@@ -280,6 +232,18 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
     let value: serde_yaml::Value = match serde_yaml::from_str(ctx.text) {
         Ok(value) => value,
         Err(e) => {
+            let numbers = numeric::unloadable_numbers(ctx.locator());
+            if !numbers.is_empty() {
+                for (field, written, position) in numbers {
+                    ctx.errors.push(ConfigError {
+                        file: ctx.file.to_owned(),
+                        position: Some(position),
+                        message: numeric::quote_it(&field, &written),
+                        field: Some(field),
+                    });
+                }
+                return Vec::new();
+            }
             let position = e.location().map(|l| Position {
                 line: l.line(),
                 column: l.column(),
@@ -444,4 +408,113 @@ fn line_note(ctx: &FileContext<'_>, field: &str) -> String {
     ctx.position(field)
         .map(|p| format!(" at line {}", p.line))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("groups.yaml")) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_utf8_bom_is_accepted_and_positions_ignore_it() {
+        let text = format!("\u{feff}version: 1\naccounts:\n  - id: {ACCOUNT}\n    groups: []\n");
+        let state = parse(&text, Path::new("groups.yaml")).unwrap();
+        assert_eq!(state.accounts.len(), 1);
+        let bad = format!("\u{feff}version: 1\naccounts:\n  - id: {ACCOUNT}\n    colour: red\n");
+        let shown = errors(&bad);
+        assert!(
+            shown[0].starts_with("groups.yaml:4:5: accounts[0].colour"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_bom_in_a_file_on_disk_is_accepted() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let file = tmp.path().join("groups.yaml");
+        std::fs::write(
+            &file,
+            format!("\u{feff}version: 1\naccounts:\n  - id: {ACCOUNT}\n"),
+        )
+        .unwrap();
+        assert_eq!(load(&file).unwrap().accounts.len(), 1);
+    }
+
+    #[test]
+    fn an_all_digit_id_says_quote_it_with_its_position() {
+        let account = "12345678901234567890123456789012";
+        let shown = errors(&format!("version: 1\naccounts:\n  - id: {account}\n"));
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].starts_with("groups.yaml:3:9: accounts[0].id: YAML reads the unquoted"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[0].contains(&format!("quote it, as in \"{account}\"")),
+            "{shown:?}"
+        );
+        assert!(!shown[0].contains("u128"), "{shown:?}");
+
+        let group = "92345678901234567890123456789012";
+        let shown = errors(&format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    groups:\n      - id: {group}\n        state: absent\n"
+        ));
+        assert!(
+            shown[0].starts_with("groups.yaml:5:13: accounts[0].groups[0].id:"),
+            "{shown:?}"
+        );
+        assert!(shown[0].contains(&format!("\"{group}\"")), "{shown:?}");
+    }
+
+    #[test]
+    fn a_short_number_where_text_is_wanted_says_quote_it_too() {
+        let shown = errors(&format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    protect: [\"Admins\", 42]\n"
+        ));
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].contains("accounts[0].protect[1]: YAML reads the unquoted 42"),
+            "{shown:?}"
+        );
+        assert!(shown[0].contains("as in \"42\""), "{shown:?}");
+        let shown = errors(&format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    groups:\n      - name: 2024\n        state: absent\n"
+        ));
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].contains("accounts[0].groups[0].name: YAML reads the unquoted 2024"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn refused_directory_entries_fail_the_load_with_every_other_error() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        std::fs::write(
+            tmp.path().join("a.yaml"),
+            format!("version: 1\naccounts:\n  - id: {ACCOUNT}\n"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("gone.yaml", tmp.path().join("b.yaml")).unwrap();
+        std::fs::write(tmp.path().join("c.YML"), "version: 1\n").unwrap();
+        let errors = load(tmp.path()).unwrap_err();
+        let shown: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].contains("b.yaml: a broken symbolic link"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].contains("c.YML: the extension .YML is not read"),
+            "{shown:?}"
+        );
+    }
 }

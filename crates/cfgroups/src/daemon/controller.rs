@@ -1,7 +1,20 @@
 //! The reconcile loop of `cfgroups run`: wakes on start, a config change, the interval tick,
-//! a retry of a failed account, or SIGHUP; re-reads the config (keeping the last good one
-//! when the new one is invalid); runs the reconcile pipeline `apply` uses; and reports
-//! through metrics, the health state, `last-report.json` and systemd.
+//! a retry of a failed account, or SIGHUP; re-reads the config (taking new content only when
+//! it is complete, and keeping the last good config otherwise); runs the reconcile pipeline
+//! `apply` uses; and reports through metrics, the health state, `last-report.json` and
+//! systemd.
+//!
+//! While no valid config is on disk (deleted, or failing to load), every cycle runs as a dry
+//! run: drift is listed and reported against the last good config, nothing is deleted, until
+//! a valid config is back ([`Reloader`]).
+//!
+//! With leader election, the loop holds a [`Leadership`] value. A standby does everything
+//! but reconcile: it wakes, re-reads and validates the config, keeps `/healthz` ticking and
+//! is ready, but lists and deletes nothing. Becoming the leader is a trigger like any other
+//! (a full reconcile at once); each reconcile runs under a [`TermGuard`] whose token is
+//! cancelled the moment the term ends, so a lost lease abandons a listing and lets a DELETE
+//! in flight finish while no new one starts, and the pipeline's writer asks the leadership
+//! once more right before each deletion.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant as StdInstant, SystemTime};
@@ -10,14 +23,16 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::election::{LeaderWriter, Leadership, TermGuard};
 use super::metrics::{Metrics, ReconcileResult};
+use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
 use super::server::Health;
 use super::systemd;
-use super::watcher::{Reload, ReloadGate};
+use super::writes::Writes;
 use crate::apply::{ApplySummary, Progress};
 use crate::cloudflare::{Budget, Client};
-use crate::config::{self, DesiredState};
+use crate::config::DesiredState;
 use crate::model::AccountId;
 use crate::plan::{Listing, Plan};
 use crate::reconcile::{Pipeline, Reconciled};
@@ -27,8 +42,9 @@ use crate::source::{CloudflareSource, GroupSource};
 /// The daemon's report of the last reconcile, inside the state directory.
 pub const LAST_REPORT_FILE: &str = "last-report.json";
 
-/// The pipeline the daemon drives: listings and deletions both through the live API.
-pub type DaemonPipeline = Pipeline<CloudflareSource, Client>;
+/// The pipeline the daemon drives: listings and deletions both through the live API, every
+/// deletion gated by leadership.
+pub type DaemonPipeline = Pipeline<CloudflareSource, LeaderWriter<Client>>;
 
 /// How the daemon behaves, from `cfgroups run`'s flags.
 #[derive(Debug, Clone)]
@@ -39,8 +55,9 @@ pub struct ControllerOptions {
     pub dry_run: bool,
     /// Time between full reconciles.
     pub interval: Duration,
-    /// How long new config content must stay unchanged before it is taken.
-    pub settle: Duration,
+    /// The watch's coalescing window (`--debounce`); also how long events of a write that
+    /// raced a read of the config are given to arrive before new content is taken.
+    pub debounce: Duration,
 }
 
 /// Where the controller reports what it does.
@@ -54,8 +71,11 @@ pub struct Telemetry {
 
 /// What wakes the loop besides its own timetable.
 pub struct Wakers {
-    /// "The config may have changed" from the watcher.
+    /// "New complete config content may be there" from the watcher.
     pub config_changed: mpsc::Receiver<()>,
+    /// The watcher's record of config files being written, asked before every read of the
+    /// config (a tick or SIGHUP must not catch a file half-written either).
+    pub writes: Writes,
     /// SIGHUP.
     pub hangup: mpsc::Receiver<()>,
     /// Becomes `true` on SIGTERM/SIGINT.
@@ -66,26 +86,34 @@ pub struct Wakers {
 pub struct Controller {
     options: ControllerOptions,
     desired: DesiredState,
-    gate: ReloadGate,
+    /// Created in [`run`](Self::run), with the watcher's [`Writes`].
+    reloader: Option<Reloader>,
     pipeline: DaemonPipeline,
     telemetry: Telemetry,
     schedule: Schedule,
     stop: CancellationToken,
+    /// Whether this replica may talk to Cloudflare; [`Leadership::always`] without election.
+    leadership: Leadership,
+    /// False once the elector is gone (its channel closed): no more changes to wait for.
+    elector_alive: bool,
+    /// The term the loop last saw this replica lead in: a new one calls for a reconcile,
+    /// a renewal of the same one does not.
+    seen_term: Option<u64>,
     watchdog: Option<Duration>,
 }
 
 impl Controller {
     /// A controller over an already validated `desired` state. `stop` is cancelled on
-    /// SIGTERM: listings are abandoned, deletions in flight finish, none starts.
+    /// SIGTERM: listings are abandoned, deletions in flight finish, none starts. Only while
+    /// `leadership` holds a valid term does it reconcile.
     pub fn new(
         options: ControllerOptions,
         desired: DesiredState,
         pipeline: DaemonPipeline,
         telemetry: Telemetry,
         stop: CancellationToken,
+        leadership: Leadership,
     ) -> Self {
-        let mut gate = ReloadGate::new();
-        gate.observe(&desired);
         let schedule = Schedule::new(
             options.interval,
             DEFAULT_JITTER,
@@ -95,18 +123,35 @@ impl Controller {
         Self {
             options,
             desired,
-            gate,
+            reloader: None,
             pipeline,
             telemetry,
             schedule,
             stop,
+            leadership,
+            elector_alive: true,
+            seen_term: None,
             watchdog: systemd::watchdog_interval(),
         }
     }
 
     /// Runs until shutdown: reconciles once at start, then on every trigger.
     pub async fn run(mut self, mut wakers: Wakers) {
-        self.reconcile(None).await;
+        self.reloader = Some(Reloader::new(
+            &self.options.config,
+            self.options.debounce,
+            wakers.writes.clone(),
+            &self.desired,
+        ));
+        self.telemetry.metrics.set_deletions_suspended(false);
+        self.seen_term = self.leadership.current_term().map(|t| t.number);
+        if self.leadership.is_leader() {
+            self.reconcile(None).await;
+        } else {
+            self.stand_by();
+        }
+        // A standby is ready too: its config is loaded and valid, and it takes over on its
+        // own; marking it unready would only make a rolling update wait for nothing.
         self.telemetry.health.set_ready(true);
         loop {
             if *wakers.shutdown.borrow() {
@@ -135,6 +180,14 @@ impl Controller {
                     self.reload(true).await;
                     Some(None)
                 }
+                alive = self.leadership.changed(), if self.elector_alive => {
+                    self.elector_alive = alive;
+                    // A new term (leading now, when it was not): a full reconcile at once.
+                    let term = self.leadership.current_term().map(|t| t.number);
+                    let new_term = term.is_some() && term != self.seen_term;
+                    self.seen_term = term;
+                    if new_term { Some(None) } else { None }
+                }
                 _ = wakers.shutdown.changed() => None,
                 _ = tokio::time::sleep(heartbeat) => None,
             };
@@ -143,10 +196,25 @@ impl Controller {
                 break;
             }
             if let Some(scope) = scope {
-                self.reconcile(scope.as_deref()).await;
+                if self.leadership.is_leader() {
+                    self.reconcile(scope.as_deref()).await;
+                } else {
+                    self.stand_by();
+                }
             }
         }
         tracing::info!("stopped");
+    }
+
+    /// A trigger came while another replica leads: nothing is listed or deleted, and the
+    /// timetable restarts (a new leader reconciles everything anyway).
+    fn stand_by(&mut self) {
+        let now = Instant::now();
+        self.schedule.reset_tick(now);
+        for account in self.desired.account_ids() {
+            self.schedule.forget(&account);
+        }
+        tracing::debug!(leader = ?self.leadership.holder(), "standing by: not reconciling");
     }
 
     fn heartbeat_period(&self) -> Duration {
@@ -163,56 +231,80 @@ impl Controller {
         }
     }
 
+    /// Whether deletions are suspended for want of a valid config on disk.
+    fn deletions_suspended(&self) -> bool {
+        self.reloader
+            .as_ref()
+            .is_some_and(Reloader::deletions_suspended)
+    }
+
     /// Re-reads the config. Returns whether a reconcile is called for: the content changed,
-    /// or `always` (SIGHUP). An invalid config keeps the last good one and deletes nothing.
-    ///
-    /// New content is read twice, `settle` apart, and taken only when both reads agree: a
-    /// file caught half-written can still be valid YAML (a list cut at an item boundary),
-    /// and under `unmanaged: delete` the groups it no longer names would be pruned. A file
-    /// still changing is left for the next event.
+    /// deletions resumed, or `always` (SIGHUP).
     async fn reload(&mut self, always: bool) -> bool {
-        let metrics = &self.telemetry.metrics;
-        let desired = match config::load(&self.options.config) {
-            Ok(first) if self.gate.last_hash() != Some(first.content_hash.as_str()) => {
-                tokio::time::sleep(self.options.settle).await;
-                match config::load(&self.options.config) {
-                    Ok(second) if second.content_hash == first.content_hash => Ok(second),
-                    Ok(_) => {
-                        tracing::info!("the config is still changing; waiting for it to settle");
-                        return always;
-                    }
-                    Err(errors) => Err(errors),
-                }
-            }
-            other => other,
+        let Some(reloader) = self.reloader.as_mut() else {
+            return always;
         };
-        match desired {
-            Ok(desired) => {
-                metrics.record_reload(true, SystemTime::now());
-                let changed = self.gate.observe(&desired) == Reload::Changed;
-                if changed {
-                    tracing::info!(
-                        accounts = desired.accounts.len(),
-                        "config changed; reloaded"
-                    );
-                    for gone in self
-                        .desired
-                        .accounts
-                        .iter()
-                        .filter(|old| !desired.accounts.iter().any(|new| new.id == old.id))
-                    {
-                        metrics.forget_account(&gone.id);
-                        self.schedule.forget(&gone.id);
-                    }
-                    self.desired = desired;
-                }
-                changed || always
+        let was_suspended = reloader.deletions_suspended();
+        let outcome = reloader.reload().await;
+        let metrics = &self.telemetry.metrics;
+        match outcome {
+            ReloadOutcome::WriteInProgress(files) => {
+                tracing::info!(
+                    files = ?files,
+                    "a write to the config is in progress; keeping the last good config until \
+                     the writer closes it or renames it into place"
+                );
+                always
             }
-            Err(errors) => {
+            ReloadOutcome::ChangedWhileRead => {
+                tracing::info!(
+                    "the config changed while it was read; keeping the last good config until \
+                     the write is complete"
+                );
+                always
+            }
+            ReloadOutcome::Unchanged => {
+                metrics.record_reload(true, SystemTime::now());
+                metrics.set_deletions_suspended(false);
+                if was_suspended {
+                    tracing::info!("a valid config is back on disk; deletions resume");
+                }
+                always || was_suspended
+            }
+            ReloadOutcome::Changed(desired) => {
+                metrics.record_reload(true, SystemTime::now());
+                metrics.set_deletions_suspended(false);
+                if was_suspended {
+                    tracing::info!("a valid config is back on disk; deletions resume");
+                }
+                tracing::info!(
+                    accounts = desired.accounts.len(),
+                    "config changed; reloaded"
+                );
+                for gone in self
+                    .desired
+                    .accounts
+                    .iter()
+                    .filter(|old| !desired.accounts.iter().any(|new| new.id == old.id))
+                {
+                    metrics.forget_account(&gone.id);
+                    self.schedule.forget(&gone.id);
+                }
+                self.desired = *desired;
+                true
+            }
+            ReloadOutcome::Invalid { missing, errors } => {
                 metrics.record_reload(false, SystemTime::now());
+                metrics.set_deletions_suspended(true);
+                let what = if missing {
+                    "the config is gone"
+                } else {
+                    "the config is invalid"
+                };
                 tracing::error!(
                     errors = %errors,
-                    "the config is invalid; keeping the last good config, deleting nothing new"
+                    "{what}: deletions are suspended until a valid config is back; drift is \
+                     still listed and reported against the last good config"
                 );
                 always
             }
@@ -236,9 +328,13 @@ impl Controller {
                 .metrics
                 .record_deletion(progress.account, progress.outcome);
         };
-        let reconciling =
-            self.pipeline
-                .reconcile(&scoped, self.options.dry_run, &self.stop, &on_progress);
+        // No valid config on disk: report, delete nothing.
+        let dry_run = self.options.dry_run || self.deletions_suspended();
+        // The cycle runs under the current term: its end cancels this token at once.
+        let term: TermGuard = self.leadership.guard_term(&self.stop);
+        let reconciling = self
+            .pipeline
+            .reconcile(&scoped, dry_run, term.token(), &on_progress);
         let (plan, applied) = match self.with_heartbeat(reconciling).await {
             Ok(Reconciled::Abandoned) => {
                 self.telemetry
@@ -333,7 +429,8 @@ impl Controller {
             }
         }
         let summary = plan.summary();
-        let status = format!(
+        let suspended = self.deletions_suspended();
+        let mut status = format!(
             "planned {} to delete, {} blocked, {} missing, {} unmanaged, {} accounts failing",
             summary.delete,
             summary.blocked,
@@ -341,10 +438,14 @@ impl Controller {
             summary.unmanaged,
             failed_accounts.len()
         );
+        if suspended {
+            status.push_str("; deletions suspended: no valid config on disk, nothing deleted");
+        }
         tracing::info!(
             result = result.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             dry_run = self.options.dry_run,
+            deletions_suspended = suspended,
             "reconciled: {status}"
         );
         if let Err(e) = systemd::notify_status(&status) {

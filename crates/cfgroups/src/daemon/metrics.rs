@@ -76,6 +76,24 @@ impl DriftKind {
     }
 }
 
+/// A change of this replica's leadership, for `cfgroups_leader_transitions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaderChange {
+    /// This replica became the leader.
+    Acquired,
+    /// This replica stopped leading (stepped down, lost the lock, or released it).
+    Lost,
+}
+
+impl LeaderChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acquired => "acquired",
+            Self::Lost => "lost",
+        }
+    }
+}
+
 macro_rules! label_value {
     ($($ty:ty),*) => {$(
         impl EncodeLabelValue for $ty {
@@ -85,7 +103,7 @@ macro_rules! label_value {
         }
     )*};
 }
-label_value!(ReconcileResult, DriftKind);
+label_value!(ReconcileResult, DriftKind, LeaderChange);
 
 impl DriftKind {
     /// This kind's count in an account's plan summary.
@@ -129,6 +147,16 @@ struct AccountLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChangeLabels {
+    change: LeaderChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HolderLabels {
+    holder: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
 }
@@ -153,7 +181,11 @@ struct Inner {
     budget_remaining: Gauge,
     reload_ok: Gauge,
     reload_timestamp: FloatGauge,
+    deletions_suspended: Gauge,
     account_success: Family<AccountLabels, FloatGauge>,
+    leader: Gauge,
+    leader_transitions: Family<ChangeLabels, Counter>,
+    leader_holder: Family<HolderLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -239,12 +271,41 @@ impl Metrics {
             Unit::Seconds,
             reload_timestamp.clone(),
         );
+        let deletions_suspended = Gauge::default();
+        registry.register(
+            "deletions_suspended",
+            "1 while no valid config is on disk (deleted, invalid): drift is still listed and reported against the last good config, but nothing is deleted",
+            deletions_suspended.clone(),
+        );
         let account_success = Family::<AccountLabels, FloatGauge>::default();
         registry.register_with_unit(
             "account_last_success_timestamp",
             "Unix time of the last reconcile that completed for the account",
             Unit::Seconds,
             account_success.clone(),
+        );
+        // Without an election the one replica leads for good: 1 until an elector says otherwise.
+        let leader = Gauge::default();
+        leader.set(1);
+        registry.register(
+            "leader",
+            "Whether this replica is the leader (1), the only one that talks to Cloudflare, or a standby (0); 1 without leader election",
+            leader.clone(),
+        );
+        let leader_transitions = Family::<ChangeLabels, Counter>::default();
+        for change in [LeaderChange::Acquired, LeaderChange::Lost] {
+            let _ = leader_transitions.get_or_create(&ChangeLabels { change });
+        }
+        registry.register(
+            "leader_transitions",
+            "Times this replica became the leader (acquired) or stopped being it (lost)",
+            leader_transitions.clone(),
+        );
+        let leader_holder = Family::<HolderLabels, Gauge>::default();
+        registry.register(
+            "leader_holder_info",
+            "Always 1; the holder label names the replica holding the leader lock, as this replica last saw it (absent while nobody holds it or without leader election)",
+            leader_holder.clone(),
         );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
@@ -271,7 +332,11 @@ impl Metrics {
                 budget_remaining,
                 reload_ok,
                 reload_timestamp,
+                deletions_suspended,
                 account_success,
+                leader,
+                leader_transitions,
+                leader_holder,
             }),
         }
     }
@@ -347,6 +412,11 @@ impl Metrics {
         }
     }
 
+    /// Records whether deletions are suspended for want of a valid config on disk.
+    pub fn set_deletions_suspended(&self, suspended: bool) {
+        self.inner.deletions_suspended.set(i64::from(suspended));
+    }
+
     /// Records that the account's reconcile completed at `at`.
     pub fn record_account_success(&self, account: &AccountId, at: SystemTime) {
         self.inner
@@ -370,6 +440,32 @@ impl Metrics {
         self.inner.account_success.remove(&AccountLabels {
             account: name.clone(),
         });
+    }
+
+    /// Sets whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.inner.leader.set(i64::from(leader));
+    }
+
+    /// Counts one change of this replica's leadership.
+    pub fn record_leader_change(&self, change: LeaderChange) {
+        self.inner
+            .leader_transitions
+            .get_or_create(&ChangeLabels { change })
+            .inc();
+    }
+
+    /// Names the lock's holder (`None`: nobody holds it, as far as is known).
+    pub fn set_leader_holder(&self, holder: Option<&str>) {
+        self.inner.leader_holder.clear();
+        if let Some(holder) = holder {
+            self.inner
+                .leader_holder
+                .get_or_create(&HolderLabels {
+                    holder: holder.to_owned(),
+                })
+                .set(1);
+        }
     }
 
     /// The OpenMetrics text exposition of every series (served with [`CONTENT_TYPE`]).
@@ -455,6 +551,7 @@ mod tests {
             "cfgroups_api_budget_remaining",
             "cfgroups_config_last_reload_successful",
             "cfgroups_config_last_reload_success_timestamp_seconds",
+            "cfgroups_deletions_suspended",
             "cfgroups_account_last_success_timestamp_seconds",
             "cfgroups_build_info",
         ] {

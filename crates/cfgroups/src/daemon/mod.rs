@@ -1,26 +1,44 @@
 //! The long-running `run` command's parts: the config watch, the health and metrics server,
 //! the Prometheus metrics and the systemd notifications the reconcile loop ties together.
 //!
-//! - [`watcher`]: a debounced watch on the config's directory ("maybe changed") and the
-//!   [`ReloadGate`] that compares content hashes ("changed");
+//! - [`watcher`]: a coalescing watch on the config's directory ("new complete content may
+//!   be there");
+//! - [`writes`]: which config files are being written right now (content is taken only once
+//!   complete: closed by its writer, or renamed into place);
+//! - [`reload`]: reading the config for the loop, and suspending deletions while no valid
+//!   config is on disk;
+//! - [`gate`]: the [`ReloadGate`] that compares content hashes ("changed");
 //! - [`metrics`]: every `cfgroups_*` series, with typed update methods;
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` over HTTP, and the [`Health`] state;
+//! - [`read_timeout`]: the socket wrapper that closes a connection gone quiet;
 //! - [`systemd`]: `sd_notify` readiness, status and watchdog pings;
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
+//! - [`election`]: leader election (Kubernetes Lease or etcd), so that of several replicas
+//!   exactly one talks to Cloudflare;
 //! - [`controller`]: the reconcile loop that ties them together.
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
-//! SIGHUP), it re-reads the config, asks the [`ReloadGate`] whether the content changed, and
-//! reconciles every account from scratch. No part here decides anything from which event
+//! SIGHUP), it re-reads the config (unless a write is in progress), asks the [`ReloadGate`]
+//! whether the content changed, and reconciles every account from scratch. No part here decides anything from which event
 //! fired.
 
 pub mod controller;
+pub mod election;
+pub mod gate;
 pub mod metrics;
+pub mod read_timeout;
+pub mod reload;
 pub mod schedule;
 pub mod server;
 pub mod systemd;
 pub mod watcher;
+pub mod writes;
 
-pub use metrics::{DriftKind, Metrics, ReconcileResult};
-pub use server::{DEFAULT_LISTEN, Health, ServerError, ServerHandle, serve};
-pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, MIN_DEBOUNCE, Reload, ReloadGate, WatchError};
+pub use gate::{Reload, ReloadGate};
+pub use metrics::{DriftKind, LeaderChange, Metrics, ReconcileResult};
+pub use reload::{ReloadOutcome, Reloader};
+pub use server::{
+    DEFAULT_LISTEN, Health, ServerError, ServerHandle, ServerOptions, serve, serve_with,
+};
+pub use watcher::{ConfigWatcher, DEFAULT_DEBOUNCE, MIN_DEBOUNCE, WatchError};
+pub use writes::{ConfigScope, Writes};

@@ -12,6 +12,11 @@
 //! Any other path is 404, any other method on these paths 405. The server binds loopback by
 //! default ([`DEFAULT_LISTEN`]): nothing it serves needs to leave the host, and what it
 //! serves (account ids) is not for everyone.
+//!
+//! No client can hold the daemon up ([`ServerOptions`]): a request's headers must arrive
+//! within 5 s, a connection that sends nothing for 10 s is closed, and shutdown waits at most
+//! 2 s for connections in flight before dropping them, so SIGTERM completes even while a
+//! client sits on a half-sent request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,12 +27,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::metrics::{CONTENT_TYPE, Metrics};
+use super::read_timeout::ReadTimeout;
 
 /// Where the server listens unless told otherwise: loopback, port 9184.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9184);
@@ -187,6 +196,30 @@ async fn metrics_text(State(app): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], app.metrics.encode()).into_response()
 }
 
+/// How long the server waits for clients, and for itself at shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Time for a request's headers to arrive, from its first byte. Default 5 s: a health
+    /// check is one short line and a few headers.
+    pub header_read_timeout: Duration,
+    /// Time a connection may wait for any byte from its client, mid-request or idle between
+    /// keep-alive requests. Default 10 s.
+    pub read_timeout: Duration,
+    /// Time shutdown waits for connections in flight before dropping them. Default 2 s: a
+    /// scrape is answered in milliseconds, and systemd's stop timeout is far longer.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
 /// A running server. Dropping it also stops the server, without waiting.
 #[derive(Debug)]
 pub struct ServerHandle {
@@ -201,7 +234,8 @@ impl ServerHandle {
         self.addr
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, and waits for that.
+    /// Stops accepting connections, lets in-flight requests finish within the shutdown grace,
+    /// drops the connections still open after it, and waits for that.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         // An error means the server already stopped; the task's result says why.
         let _ = self.shutdown.send(());
@@ -211,11 +245,22 @@ impl ServerHandle {
     }
 }
 
-/// Binds `addr` and serves in a background task until the handle is shut down or dropped.
+/// Binds `addr` and serves in a background task until the handle is shut down or dropped,
+/// with the default [`ServerOptions`].
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
     metrics: Metrics,
+) -> Result<ServerHandle, ServerError> {
+    serve_with(addr, health, metrics, ServerOptions::default()).await
+}
+
+/// [`serve`] with other timeouts.
+pub async fn serve_with(
+    addr: SocketAddr,
+    health: Health,
+    metrics: Metrics,
+    options: ServerOptions,
 ) -> Result<ServerHandle, ServerError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -225,21 +270,83 @@ pub async fn serve(
         .map_err(|source| ServerError::Bind { addr, source })?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = router(health, metrics);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                // Sent or dropped: stop either way.
-                let _ = stop.await;
-            })
-            .await
-            .map_err(|source| ServerError::Serve { source })
-    });
+    let task = tokio::spawn(accept_loop(listener, app, options, stop));
     tracing::info!(address = %bound, "health and metrics server listening");
     Ok(ServerHandle {
         addr: bound,
         shutdown,
         task,
     })
+}
+
+/// Accepts connections until `stop` fires (or its sender is dropped), then asks every open
+/// connection to finish and drops those that have not within the grace.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    options: ServerOptions,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), ServerError> {
+    let (closing, closing_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, app.clone(), options, closing_rx.clone()));
+                }
+                // Out of file descriptors, say: not the server's end. Pause, then go on.
+                Err(error) => {
+                    tracing::warn!(%error, "health server cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let drained = tokio::time::timeout(options.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            connections = connections.len(),
+            "health server: dropping connections still open after the shutdown grace"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// One client connection, HTTP/1.1, within the timeouts; on `closing`, finishes the request
+/// in flight (if any) and closes.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    options: ServerOptions,
+    mut closing: watch::Receiver<bool>,
+) {
+    let io = TokioIo::new(ReadTimeout::new(stream, options.read_timeout));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let connection = builder.serve_connection(io, TowerToHyperService::new(app));
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        // The guard `wait_for` returns is dropped at once: it must not live across an await.
+        _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "health server connection ended with an error");
+    }
 }
 
 #[cfg(test)]
@@ -368,5 +475,107 @@ mod tests {
         .unwrap_err();
         assert!(matches!(error, ServerError::Bind { .. }), "{error}");
         first.shutdown().await.unwrap();
+    }
+
+    /// Connects and sends `sent`, then nothing more.
+    async fn stalled_client(addr: SocketAddr, sent: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        stream
+    }
+
+    /// Waits for the server to close `stream`: what it sent (possibly nothing), or a panic
+    /// after `within`.
+    async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut received = Vec::new();
+        match tokio::time::timeout(within, stream.read_to_end(&mut received)).await {
+            Ok(_) => received,
+            Err(_) => panic!("the server kept the connection open for {within:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_completes_while_a_client_holds_a_half_sent_request() {
+        let health = Health::new(Duration::from_secs(300));
+        let server = serve(loopback(), health, Metrics::new("0")).await.unwrap();
+        let addr = server.local_addr();
+        let _stalled = stalled_client(addr, b"GET /heal").await;
+        // A complete request on a later connection is answered, so the stalled one (earlier
+        // in the accept queue) is being served.
+        let live = client()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status(), 200);
+
+        let started = Instant::now();
+        match tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await {
+            Ok(result) => result.unwrap(),
+            Err(_) => panic!("shutdown waited on the half-sent request for 20 s"),
+        }
+        let took = started.elapsed();
+        let grace = ServerOptions::default().shutdown_grace;
+        assert!(
+            took < grace + Duration::from_secs(3),
+            "shutdown took {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_mid_request_is_disconnected() {
+        let options = ServerOptions {
+            header_read_timeout: Duration::from_millis(300),
+            read_timeout: Duration::from_millis(600),
+            ..ServerOptions::default()
+        };
+        let health = Health::new(Duration::from_secs(300));
+        let server = serve_with(loopback(), health, Metrics::new("0"), options)
+            .await
+            .unwrap();
+        let mut half = stalled_client(server.local_addr(), b"GET /metrics HTTP/1.1\r\nHo").await;
+        closed_by_server(&mut half, Duration::from_secs(10)).await;
+        let mut silent = stalled_client(server.local_addr(), b"").await;
+        closed_by_server(&mut silent, Duration::from_secs(10)).await;
+        server.shutdown().await.unwrap();
+    }
+
+    /// A byte now and then defeats a read timeout alone; the header timeout still applies.
+    #[tokio::test]
+    async fn headers_dripped_a_byte_at_a_time_are_cut_off() {
+        use tokio::io::AsyncWriteExt;
+        let options = ServerOptions {
+            header_read_timeout: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(30),
+            ..ServerOptions::default()
+        };
+        let health = Health::new(Duration::from_secs(300));
+        let server = serve_with(loopback(), health, Metrics::new("0"), options)
+            .await
+            .unwrap();
+        let stream = stalled_client(server.local_addr(), b"GET /healthz HTTP/1.1\r\n").await;
+        let (mut reader, mut writer) = stream.into_split();
+        let drip = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if writer.write_all(b"X").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let read = tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut received);
+        // Either end may notice first: the read sees the close, or the write fails.
+        let _ = tokio::time::timeout(Duration::from_secs(20), read).await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "the drip kept the connection for {took:?}"
+        );
+        drip.abort();
+        server.shutdown().await.unwrap();
     }
 }

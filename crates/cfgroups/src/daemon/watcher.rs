@@ -1,5 +1,6 @@
-//! Watching the config for changes: a debounced watch on the config's directory that says
-//! "maybe changed", and the [`ReloadGate`] that turns that into "changed" by content hash.
+//! Watching the config for changes: a watch on the config's directory that says "new
+//! complete content may be there", after a burst of events has settled and only when no
+//! config file is being written ([`Writes`]).
 //!
 //! The watch is on the directory, never on the file. A watch on a file follows its inode, and
 //! the common ways a config is replaced all swap the inode away under it:
@@ -13,30 +14,36 @@
 //! of an entry in it. When `--config` is a directory, that directory is watched, so adding or
 //! removing a file in it is seen too.
 //!
-//! Events are deliberately not filtered by name: the loop is level-triggered, so an event
-//! only means "re-read the config and compare its hash", which costs one small read. Being
-//! woken by an unrelated file in the same directory is cheap; missing a change is not. The
-//! only events dropped are reads (open, close without write): the daemon reading its own
-//! config must not wake it again. Changes the watch cannot see (a config symlinked to another
+//! Events are coalesced: a notification goes out once no event has arrived for the debounce
+//! window (`--debounce`). That window only groups a burst; it is not what says a file is
+//! complete. Every event is fed, as it arrives, to the [`Writes`] tracker, and while a config
+//! file has been written but not yet closed (or renamed into place) nothing is sent, however
+//! long the writer pauses: its close is an event, and it ends the wait. The reconcile loop asks
+//! the same tracker before its own reads (interval tick, SIGHUP).
+//!
+//! Events are otherwise not filtered by name: the loop is level-triggered, so a notification
+//! only means "re-read the config and compare its hash", which costs one small read. The only
+//! events dropped are reads (open, close without write): the daemon reading its own config
+//! must not wake it again. Changes the watch cannot see (a config symlinked to another
 //! directory, an unreliable network file system) are picked up by the interval tick.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 
-use crate::config::DesiredState;
+use super::writes::{ConfigScope, Writes};
 
 /// How long the watcher waits for a burst of file events to settle before it reports one
 /// change. An editor's save or a ConfigMap swap is a handful of events within milliseconds.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// The shortest debounce accepted; shorter ones are raised to it. The debouncer polls at a
-/// quarter of the debounce, so a zero debounce would spin.
+/// The shortest debounce accepted (`--debounce` refuses less); shorter ones are raised to
+/// it. Below it, a burst of events is no longer coalesced.
 pub const MIN_DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// Why the config watch could not be set up.
@@ -58,8 +65,11 @@ pub enum WatchError {
 /// A running watch on the config's directory. Dropping it stops the watch; the receiver then
 /// yields `None`.
 pub struct ConfigWatcher {
-    /// Held for its `Drop`: dropping the debouncer stops the OS watch and its thread.
-    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    /// Held for its `Drop`: dropping it stops the OS watch and its thread.
+    _watcher: RecommendedWatcher,
+    /// The task that coalesces events into notifications; aborted on drop.
+    debouncer: JoinHandle<()>,
+    writes: Writes,
     dir: PathBuf,
 }
 
@@ -71,14 +81,22 @@ impl std::fmt::Debug for ConfigWatcher {
     }
 }
 
+impl Drop for ConfigWatcher {
+    fn drop(&mut self) {
+        self.debouncer.abort();
+    }
+}
+
 impl ConfigWatcher {
     /// Starts watching the directory that holds `config` (or `config` itself when it is a
-    /// directory), reporting each settled burst of changes, `debounce` after it quietens, as
-    /// one `()` on the returned channel. `debounce` is at least [`MIN_DEBOUNCE`].
+    /// directory). Each settled burst of changes, `debounce` after it quietens, is reported
+    /// as one `()` on the returned channel, unless a config file is still being written: then
+    /// nothing is sent until the writer closes it or renames it into place. `debounce` is at
+    /// least [`MIN_DEBOUNCE`]. Must be called within a Tokio runtime.
     ///
     /// The channel holds at most one pending notification: while one waits unread, further
     /// changes fold into it. That is all a level-triggered consumer needs, and it means a
-    /// slow reconcile never builds a backlog. Watch errors (including an inotify queue
+    /// slow reconcile never builds a backlog. Watch errors (including an event queue
     /// overflow) are logged and reported as a change, since the safe response to "something
     /// may have been missed" is to re-read.
     pub fn start(
@@ -86,34 +104,41 @@ impl ConfigWatcher {
         debounce: Duration,
     ) -> Result<(Self, mpsc::Receiver<()>), WatchError> {
         let dir = watch_dir(config);
+        let debounce = debounce.max(MIN_DEBOUNCE);
+        let writes = Writes::new(ConfigScope::of(config, &dir));
         let (tx, rx) = mpsc::channel(1);
-        let handler = move |result: DebounceEventResult| {
-            let relevant = match result {
-                Ok(events) => events.iter().any(|event| is_change(&event.kind)),
-                Err(errors) => {
-                    for error in &errors {
+        let events = Arc::new(Notify::new());
+        let handler = {
+            let writes = writes.clone();
+            let events = events.clone();
+            move |result: notify::Result<notify::Event>| {
+                let relevant = match result {
+                    Ok(event) => writes.observe(&event),
+                    Err(error) => {
                         tracing::warn!(%error, "config watch error; re-reading the config");
+                        writes.lost_events();
+                        true
                     }
-                    true
+                };
+                if relevant {
+                    events.notify_one();
                 }
-            };
-            if relevant {
-                // Full means a notification is already pending; closed means the consumer
-                // is gone. Either way there is nothing more to do.
-                let _ = tx.try_send(());
             }
         };
-        let mut debouncer = new_debouncer(debounce, None, handler)
-            .map_err(|source| WatchError::Start { source })?;
-        debouncer
+        let mut watcher =
+            notify::recommended_watcher(handler).map_err(|source| WatchError::Start { source })?;
+        watcher
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(|source| WatchError::Watch {
                 path: dir.clone(),
                 source,
             })?;
+        let debouncer = tokio::spawn(coalesce(events, writes.clone(), debounce, tx));
         Ok((
             Self {
-                _debouncer: debouncer,
+                _watcher: watcher,
+                debouncer,
+                writes,
                 dir,
             },
             rx,
@@ -123,6 +148,37 @@ impl ConfigWatcher {
     /// The directory being watched.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The tracker of writes in progress, for reads the watch did not prompt.
+    pub fn writes(&self) -> &Writes {
+        &self.writes
+    }
+}
+
+/// Turns events into notifications: one per burst, `debounce` after its last event, and none
+/// while a config file is being written.
+async fn coalesce(events: Arc<Notify>, writes: Writes, debounce: Duration, tx: mpsc::Sender<()>) {
+    loop {
+        events.notified().await;
+        // The burst lasts until `debounce` passes without an event.
+        while tokio::time::timeout(debounce, events.notified())
+            .await
+            .is_ok()
+        {}
+        let open = writes.in_progress();
+        if !open.is_empty() {
+            tracing::info!(
+                files = ?open,
+                "a write to the config is in progress; waiting for the writer to close it or \
+                 rename it into place"
+            );
+            continue;
+        }
+        // Full means a notification is already pending; closed means the consumer is gone.
+        if let Err(mpsc::error::TrySendError::Closed(())) = tx.try_send(()) {
+            return;
+        }
     }
 }
 
@@ -138,64 +194,6 @@ pub fn watch_dir(config: &Path) -> PathBuf {
     }
 }
 
-/// Whether an event kind can mean the content changed. Reads cannot, and the daemon's own
-/// reads of its config would otherwise wake it in a loop.
-fn is_change(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
-}
-
-/// Whether a freshly loaded config differs from the last one accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reload {
-    /// The content differs (or nothing was accepted yet): use the new state.
-    Changed,
-    /// Same content as the last accepted state: nothing to do.
-    Unchanged,
-}
-
-/// Remembers the content hash of the last good config, so that events which did not change
-/// the content (a `touch`, a save without edits, an unrelated file in the directory, a
-/// ConfigMap resync) cost no reconcile.
-///
-/// Only successfully loaded states pass through the gate: a failed load leaves it holding the
-/// last good hash, so a later fix back to that same content is `Unchanged` (correctly: the
-/// daemon has been enforcing exactly that state all along).
-#[derive(Debug, Clone, Default)]
-pub struct ReloadGate {
-    last: Option<String>,
-}
-
-impl ReloadGate {
-    /// A gate that has accepted nothing yet: the first state is always `Changed`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Compares `state` with the last accepted one and, when it differs, accepts it.
-    pub fn observe(&mut self, state: &DesiredState) -> Reload {
-        self.observe_hash(&state.content_hash)
-    }
-
-    /// [`observe`](Self::observe) for a bare content hash.
-    pub fn observe_hash(&mut self, hash: &str) -> Reload {
-        if self.last.as_deref() == Some(hash) {
-            Reload::Unchanged
-        } else {
-            self.last = Some(hash.to_owned());
-            Reload::Changed
-        }
-    }
-
-    /// The content hash of the last accepted state.
-    pub fn last_hash(&self) -> Option<&str> {
-        self.last.as_deref()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -206,6 +204,7 @@ mod tests {
 
     use super::*;
     use crate::config;
+    use crate::daemon::gate::{Reload, ReloadGate};
 
     /// Generous: inotify is immediate, but a loaded 2-core machine can stall a thread.
     const WAIT: Duration = Duration::from_secs(10);
@@ -394,35 +393,6 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_not_changes() {
-        use notify::event::{CreateKind, DataChange, ModifyKind};
-        assert!(!is_change(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!is_change(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(is_change(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(is_change(&EventKind::Create(CreateKind::File)));
-        assert!(is_change(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
-        ))));
-    }
-
-    #[test]
-    fn reload_gate_accepts_only_new_content() {
-        let mut gate = ReloadGate::new();
-        assert_eq!(gate.last_hash(), None);
-        assert_eq!(gate.observe_hash("a"), Reload::Changed);
-        assert_eq!(gate.observe_hash("a"), Reload::Unchanged);
-        assert_eq!(gate.observe_hash("b"), Reload::Changed);
-        assert_eq!(gate.observe_hash("a"), Reload::Changed);
-        assert_eq!(gate.last_hash(), Some("a"));
-    }
-
-    #[test]
     fn watch_dir_is_the_parent_of_a_file_and_the_directory_itself() {
         let tmp = TempDir::new().unwrap();
         let file = tmp.path().join("groups.yaml");
@@ -432,5 +402,103 @@ mod tests {
         assert_eq!(watch_dir(Path::new("groups.yaml")), Path::new("."));
         // A file that does not exist yet is still watched for in its directory.
         assert_eq!(watch_dir(&tmp.path().join("later.yaml")), tmp.path());
+    }
+
+    /// A desired state under `unmanaged: delete` that declares `groups` present, and the
+    /// same text cut after the second group: still valid YAML, and it would prune the rest.
+    fn whole_and_half() -> (String, String) {
+        let mut whole = String::from(
+            "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    unmanaged: delete\n    groups:\n",
+        );
+        let mut half = String::new();
+        for (i, name) in ["alpha", "beta", "gamma", "delta"].iter().enumerate() {
+            if i == 2 {
+                half = whole.clone();
+            }
+            whole.push_str(&format!("      - name: {name}\n        state: present\n"));
+        }
+        (whole, half)
+    }
+
+    fn declared(state: &crate::config::DesiredState) -> usize {
+        state.accounts[0].groups.len()
+    }
+
+    /// The attack: `( cat first-half; sleep 1; cat second-half ) > groups.yaml`, a pause 20
+    /// times the debounce, with `unmanaged: delete`. Neither the watch nor a read between
+    /// its notifications (an interval tick, SIGHUP) may take the half file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_half_file_of_a_paused_writer_is_never_taken() {
+        use crate::daemon::reload::{ReloadOutcome, Reloader};
+
+        let tmp = TempDir::new().unwrap();
+        let file = tmp.path().join("groups.yaml");
+        let (whole, half) = whole_and_half();
+        fs::write(&file, &whole).unwrap();
+        let held = config::load(&file).unwrap();
+        assert_eq!(declared(&held), 4);
+        // The halves live outside the watched directory: writing them is no event.
+        let parts = TempDir::new().unwrap();
+        let (first, second) = (parts.path().join("first"), parts.path().join("second"));
+        fs::write(&first, &half).unwrap();
+        fs::write(&second, &whole[half.len()..]).unwrap();
+        assert_eq!(declared(&config::parse(&half, &file).unwrap()), 2);
+
+        let (watcher, mut rx) = ConfigWatcher::start(&file, DEBOUNCE).unwrap();
+        let mut reloader = Reloader::new(&file, DEBOUNCE, watcher.writes().clone(), &held);
+        let mut writer = std::process::Command::new("sh")
+            .args(["-c", "( cat \"$1\"; sleep 1; cat \"$2\" ) > \"$3\"", "sh"])
+            .args([&first, &second, &file])
+            .spawn()
+            .unwrap();
+
+        // A tick during the pause: the file is open for writing, so it is not read.
+        let started = std::time::Instant::now();
+        while watcher.writes().in_progress().is_empty() {
+            assert!(started.elapsed() < WAIT, "the write was never seen");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match reloader.reload().await {
+            ReloadOutcome::WriteInProgress(open) => assert_eq!(open, std::slice::from_ref(&file)),
+            ReloadOutcome::Changed(state) => {
+                // Only acceptable if the writer finished meanwhile.
+                assert_eq!(declared(&state), 4, "a tick took the half file");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // The watch's first word comes once the file is complete.
+        expect_event(&mut rx, "the writer's close").await;
+        assert_eq!(
+            declared(&config::load(&file).unwrap()),
+            4,
+            "the watch reported the half file"
+        );
+        match reloader.reload().await {
+            ReloadOutcome::Changed(state) => assert_eq!(declared(&state), 4),
+            ReloadOutcome::Unchanged => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(writer.wait().unwrap().success());
+    }
+
+    #[tokio::test]
+    async fn a_file_renamed_into_place_is_reported_and_its_writes_before_do_not_block() {
+        let tmp = TempDir::new().unwrap();
+        let file = tmp.path().join("groups.yaml");
+        fs::write(&file, yaml("one")).unwrap();
+        let (watcher, mut rx) = ConfigWatcher::start(&file, DEBOUNCE).unwrap();
+        // An editor's save: a temporary file written, closed, renamed over the config.
+        let temp = tmp.path().join(".groups.yaml.tmp");
+        fs::write(&temp, yaml("two")).unwrap();
+        fs::rename(&temp, &file).unwrap();
+        expect_event(&mut rx, "rename into place").await;
+        assert!(watcher.writes().in_progress().is_empty());
+        // A swap file held open beside the config blocks nothing.
+        let mut swap = fs::File::create(tmp.path().join(".groups.yaml.swp")).unwrap();
+        std::io::Write::write_all(&mut swap, b"vim").unwrap();
+        fs::write(&file, yaml("three")).unwrap();
+        expect_event(&mut rx, "write beside an open swap file").await;
+        drop(swap);
     }
 }

@@ -1,6 +1,13 @@
 //! The `exec:COMMAND` source: any program that prints an account's groups as snapshot JSON,
 //! the plug-in point for inventories cfgroups does not know about.
+//!
+//! The program is a stranger to the credentials: it runs without the Cloudflare credential
+//! variables (see [`is_credential_variable`]) unless `--exec-pass-credentials` says
+//! otherwise, and everything it prints that can end up in an error (and from there in a
+//! report posted on a pull request, or a log) has every secret the process knows scrubbed
+//! first, whether the program read it from a file or was handed it.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,6 +16,8 @@ use thiserror::Error;
 
 use super::snapshot::{Snapshot, SnapshotAccount, SnapshotError, parse_document};
 use super::{GroupSource, ListingError};
+use crate::cloudflare::KnownSecrets;
+use crate::cloudflare::known_secrets::is_credential_variable;
 use crate::model::{AccountId, ObservedGroup};
 
 /// How long a listing command may run before it is killed, unless `--exec-timeout` says.
@@ -36,17 +45,81 @@ pub enum ExecError {
         status: std::process::ExitStatus,
         stderr: String,
     },
+    /// `reason` is the parse error as text: it may quote what the command printed, so it is
+    /// scrubbed like the rest.
     #[error(
-        "exec source: command `{command}` printed output that is not a listing: {source}; stderr: {stderr}"
+        "exec source: command `{command}` printed output that is not a listing: {reason}; stderr: {stderr}"
     )]
     Output {
         command: String,
-        #[source]
-        source: SnapshotError,
+        reason: String,
         stderr: String,
     },
     #[error("exec source: command `{command}` printed a snapshot without account {account}")]
     AccountMissing { command: String, account: AccountId },
+}
+
+impl ExecError {
+    /// The same error with every known secret scrubbed from its text.
+    fn redacted(self, secrets: &KnownSecrets) -> Self {
+        let r = |text: String| secrets.redact(&text);
+        match self {
+            Self::BadCommandLine(line) => Self::BadCommandLine(r(line)),
+            Self::Spawn { command, source } => Self::Spawn {
+                command: r(command),
+                source,
+            },
+            Self::Timeout { command, after } => Self::Timeout {
+                command: r(command),
+                after,
+            },
+            Self::Exit {
+                command,
+                status,
+                stderr,
+            } => Self::Exit {
+                command: r(command),
+                status,
+                stderr: r(stderr),
+            },
+            Self::Output {
+                command,
+                reason,
+                stderr,
+            } => Self::Output {
+                command: r(command),
+                reason: r(reason),
+                stderr: r(stderr),
+            },
+            Self::AccountMissing { command, account } => Self::AccountMissing {
+                command: r(command),
+                account,
+            },
+        }
+    }
+}
+
+/// How listing commands run.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// How long one run may take before it is killed.
+    pub timeout: Duration,
+    /// Let the command inherit the Cloudflare credential variables
+    /// (`--exec-pass-credentials`). Off by default: a listing program needs no write token.
+    pub pass_credentials: bool,
+    /// Scrubbed from everything the command prints before it reaches an error.
+    pub secrets: KnownSecrets,
+}
+
+impl ExecOptions {
+    /// `timeout`, no credentials passed, and this process's secrets scrubbed.
+    pub fn new(timeout: Duration, token_file: Option<&std::path::Path>) -> Self {
+        Self {
+            timeout,
+            pass_credentials: false,
+            secrets: KnownSecrets::from_process(token_file),
+        }
+    }
 }
 
 /// Runs a program (argv split like a shell would, but with no shell) with the account id as
@@ -54,7 +127,9 @@ pub enum ExecError {
 #[derive(Debug, Clone)]
 pub struct ExecSource {
     argv: Vec<String>,
-    timeout: Duration,
+    options: ExecOptions,
+    /// The environment the command starts from; `None` is this process's.
+    parent_env: Option<Vec<(OsString, OsString)>>,
 }
 
 /// Just enough of a listing command's output to tell its shape: a whole snapshot has a
@@ -85,20 +160,67 @@ impl ExecOutput {
 }
 
 impl ExecSource {
-    pub fn new(command_line: &str, timeout: Duration) -> Result<Self, ExecError> {
+    pub fn new(command_line: &str, options: ExecOptions) -> Result<Self, ExecError> {
         match shlex::split(command_line) {
-            Some(argv) if !argv.is_empty() => Ok(Self { argv, timeout }),
-            _ => Err(ExecError::BadCommandLine(command_line.to_owned())),
+            Some(argv) if !argv.is_empty() => Ok(Self {
+                argv,
+                options,
+                parent_env: None,
+            }),
+            _ => Err(ExecError::BadCommandLine(command_line.to_owned()).redacted(&options.secrets)),
         }
     }
 
+    /// Starts the command from `env` instead of this process's environment (the credential
+    /// variables in it are still withheld unless passing them was asked for).
+    pub fn with_parent_env(
+        mut self,
+        env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
+    ) -> Self {
+        self.parent_env = Some(
+            env.into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The command line as reports show it, secrets scrubbed.
     fn command_line(&self) -> String {
-        self.argv.join(" ")
+        self.options.secrets.redact(&self.argv.join(" "))
     }
 
     async fn run(&self, account: &AccountId) -> Result<Vec<ObservedGroup>, ExecError> {
+        self.run_unredacted(account)
+            .await
+            .map_err(|e| e.redacted(&self.options.secrets))
+    }
+
+    /// The names of the parent's variables the command must not inherit.
+    fn withheld(&self) -> Vec<OsString> {
+        if self.options.pass_credentials {
+            return Vec::new();
+        }
+        let names: Vec<OsString> = match &self.parent_env {
+            Some(env) => env.iter().map(|(name, _)| name.clone()).collect(),
+            None => std::env::vars_os().map(|(name, _)| name).collect(),
+        };
+        names
+            .into_iter()
+            .filter(|name| is_credential_variable(name))
+            .collect()
+    }
+
+    async fn run_unredacted(&self, account: &AccountId) -> Result<Vec<ObservedGroup>, ExecError> {
         let command = self.command_line();
-        let child = tokio::process::Command::new(&self.argv[0])
+        let mut builder = tokio::process::Command::new(&self.argv[0]);
+        if let Some(env) = &self.parent_env {
+            builder.env_clear().envs(env.iter().map(|(n, v)| (n, v)));
+        }
+        for name in self.withheld() {
+            builder.env_remove(name);
+        }
+        let child = builder
             .args(&self.argv[1..])
             .arg(account.as_str())
             .stdin(Stdio::null())
@@ -110,17 +232,23 @@ impl ExecSource {
                 command: command.clone(),
                 source,
             })?;
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
+        let output = tokio::time::timeout(self.options.timeout, child.wait_with_output())
             .await
             .map_err(|_| ExecError::Timeout {
                 command: command.clone(),
-                after: self.timeout,
+                after: self.options.timeout,
             })?
             .map_err(|source| ExecError::Spawn {
                 command: command.clone(),
                 source,
             })?;
-        let stderr = stderr_tail(&output.stderr);
+        // Scrubbed whole before it is cut: a cut through a secret would leave half of it.
+        let stderr = stderr_tail(
+            &self
+                .options
+                .secrets
+                .redact(&String::from_utf8_lossy(&output.stderr)),
+        );
         if !output.status.success() {
             return Err(ExecError::Exit {
                 command,
@@ -142,15 +270,14 @@ impl ExecSource {
                 }),
             Err(source) => Err(ExecError::Output {
                 command,
-                source,
+                reason: source.to_string(),
                 stderr,
             }),
         }
     }
 }
 
-fn stderr_tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+fn stderr_tail(text: &str) -> String {
     let text = text.trim();
     if text.is_empty() {
         return "(empty)".to_owned();
@@ -183,9 +310,15 @@ mod tests {
     }
 
     fn sh(script: &str) -> ExecSource {
+        let options = ExecOptions {
+            timeout: Duration::from_secs(10),
+            pass_credentials: false,
+            secrets: KnownSecrets::none(),
+        };
         ExecSource {
             argv: vec!["sh".into(), "-c".into(), script.into(), "sh".into()],
-            timeout: Duration::from_secs(10),
+            options,
+            parent_env: None,
         }
     }
 
@@ -225,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn a_hung_command_is_killed_at_the_timeout() {
         let mut source = sh("sleep 30");
-        source.timeout = Duration::from_millis(200);
+        source.options.timeout = Duration::from_millis(200);
         let started = std::time::Instant::now();
         let err = source.list(&account()).await.unwrap_err();
         assert!(
@@ -287,6 +420,128 @@ mod tests {
 
     #[test]
     fn unbalanced_quotes_are_refused() {
-        assert!(ExecSource::new("lister 'oops", DEFAULT_EXEC_TIMEOUT).is_err());
+        let options = ExecOptions {
+            timeout: DEFAULT_EXEC_TIMEOUT,
+            pass_credentials: false,
+            secrets: KnownSecrets::none(),
+        };
+        assert!(ExecSource::new("lister 'oops", options).is_err());
+    }
+
+    const TOKEN: &str = "cftok-7Hq2v9XkL0pZ3mN8rT1yB6wE4sA5dF0gJ2";
+    const KEY: &str = "0123456789abcdef0123456789abcdef01234";
+
+    /// A parent environment holding credentials, and a source started from it.
+    fn with_credentials(script: &str, pass_credentials: bool) -> ExecSource {
+        let env = vec![
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("CLOUDFLARE_API_TOKEN", TOKEN.to_owned()),
+            ("CLOUDFLARE_API_KEY", KEY.to_owned()),
+            ("CLOUDFLARE_EMAIL", "ops@example.com".to_owned()),
+            ("CF_API_TOKEN", TOKEN.to_owned()),
+            ("INVENTORY_URL", "https://inventory.internal".to_owned()),
+        ];
+        let secrets = KnownSecrets::collect(
+            env.iter().map(|(n, v)| (*n, v.as_str())),
+            |_| Err(std::io::ErrorKind::NotFound.into()),
+            None,
+        );
+        let mut source = sh(script).with_parent_env(env);
+        source.options.secrets = secrets;
+        source.options.pass_credentials = pass_credentials;
+        source
+    }
+
+    fn assert_clean(text: &str) {
+        assert!(!text.contains(TOKEN), "the token leaked: {text}");
+        assert!(!text.contains(KEY), "the key leaked: {text}");
+        // Not even a piece of it, cut at the stderr tail's edge.
+        for piece in [&TOKEN[TOKEN.len() - 8..], &KEY[KEY.len() - 8..]] {
+            assert!(!text.contains(piece), "part of a secret leaked: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_command_inherits_no_cloudflare_credentials() {
+        let err = with_credentials("env >&2; exit 1", false)
+            .list(&account())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("INVENTORY_URL=https://inventory.internal"),
+            "{err}"
+        );
+        assert!(!err.contains("CLOUDFLARE_"), "{err}");
+        assert!(!err.contains("CF_API_"), "{err}");
+        assert!(!err.contains("ops@example.com"), "{err}");
+        assert_clean(&err);
+    }
+
+    #[tokio::test]
+    async fn exec_pass_credentials_passes_them() {
+        let script = r#"[ -n "$CLOUDFLARE_API_TOKEN" ] && [ -n "$CLOUDFLARE_EMAIL" ] && printf '{"groups":[]}'"#;
+        let groups = with_credentials(script, true)
+            .list(&account())
+            .await
+            .unwrap();
+        assert!(groups.is_empty());
+        assert!(
+            with_credentials(script, false)
+                .list(&account())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn whatever_the_command_prints_is_scrubbed_of_every_known_secret() {
+        let scripts = [
+            // On stderr, then a failure.
+            format!("echo 'token {TOKEN} key {KEY}' >&2; exit 3"),
+            // In the output, where the parse error quotes it, and on stderr.
+            format!(
+                r#"echo 'using {TOKEN}' >&2; printf '{{"groups":[{{"id":"{TOKEN}","name":"x"}}]}}'"#
+            ),
+            format!(r#"echo {KEY} >&2; printf 'groups:\n  - id: {KEY}\n    name: x\n'"#),
+            // So far back that the kept tail starts inside it.
+            format!(
+                "printf '%s' '{TOKEN}' >&2; head -c {} /dev/zero | tr '\\0' x >&2; exit 1",
+                STDERR_TAIL - 10
+            ),
+        ];
+        for script in scripts {
+            let err = with_credentials(&script, false)
+                .list(&account())
+                .await
+                .unwrap_err()
+                .to_string();
+            assert_clean(&err);
+            assert!(err.contains("[REDACTED]"), "{script}: {err}");
+        }
+    }
+
+    /// What the GitOps flow posts on a pull request: the plan report, in every format.
+    #[tokio::test]
+    async fn no_report_format_shows_a_secret_the_command_printed() {
+        use crate::plan::{PlanOptions, plan};
+        use crate::report::{Format, render};
+
+        let source = with_credentials(
+            &format!("env >&2; echo 'debug: token={TOKEN}' >&2; exit 1"),
+            false,
+        );
+        let desired = crate::config::parse(
+            &format!("version: 1\naccounts:\n  - id: {ACCOUNT}\n    groups: []\n"),
+            std::path::Path::new("groups.yaml"),
+        )
+        .unwrap();
+        let observed = super::super::list_accounts(&source, &desired.account_ids(), 1).await;
+        let plan = plan(&desired, &observed, PlanOptions::default());
+        for format in [Format::Text, Format::Json, Format::Markdown] {
+            let report = render(&plan, &source.describe(), format);
+            assert_clean(&report);
+            assert!(report.contains("[REDACTED]"), "{format:?}: {report}");
+        }
     }
 }

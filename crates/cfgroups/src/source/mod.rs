@@ -15,7 +15,7 @@ use thiserror::Error;
 use crate::model::{AccountId, GroupId, ListingFailure, Observed, ObservedGroup};
 
 pub use cloudflare::CloudflareSource;
-pub use exec::ExecSource;
+pub use exec::{ExecOptions, ExecSource};
 pub use snapshot::SnapshotSource;
 pub use spec::{AnySource, OpenError, SourceOptions, SourceSpec};
 

@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use thiserror::Error;
 
-use super::exec::ExecError;
+use super::exec::{ExecError, ExecOptions};
 use super::snapshot::SnapshotError;
 use super::{CloudflareSource, ExecSource, GroupSource, ListingError, SnapshotSource};
 use crate::model::{AccountId, ObservedGroup};
@@ -50,7 +49,8 @@ pub enum AnySource {
 /// Settings that only some sources use.
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
-    pub exec_timeout: Duration,
+    /// How `exec:` commands run: timeout, environment, what is scrubbed from their output.
+    pub exec: ExecOptions,
 }
 
 /// Why an offline source could not be opened.
@@ -71,7 +71,7 @@ impl AnySource {
         Ok(match spec {
             SourceSpec::Snapshot(path) => Self::Snapshot(SnapshotSource::open(path)?),
             SourceSpec::Exec(command) => {
-                Self::Exec(ExecSource::new(command, options.exec_timeout)?)
+                Self::Exec(ExecSource::new(command, options.exec.clone())?)
             }
             SourceSpec::Cloudflare => return Err(OpenError::NotOffline),
         })

@@ -151,10 +151,12 @@ async fn an_in_place_edit_is_picked_up() {
 }
 
 /// A file caught half-written can be valid YAML: a list cut at an item boundary. Under
-/// `unmanaged: delete` the groups it no longer names would be pruned, so new content is
-/// taken only once it has stayed the same for the settle time.
+/// `unmanaged: delete` the groups it no longer names would be pruned. The attack: a writer
+/// that pauses in the middle of the file, through one open file, for longer than twice the
+/// debounce, while the interval tick fires meanwhile. New content is taken only once the
+/// writer has closed the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_config_caught_half_written_is_not_acted_on() {
+async fn a_writer_pausing_mid_file_never_gets_its_half_acted_on() {
     let a = account(12);
     let fake = fake_with_groups(&a, Duration::ZERO).await;
     let dir = TempDir::new().unwrap();
@@ -164,7 +166,8 @@ async fn a_config_caught_half_written_is_not_acted_on() {
     write_in_place(&config, &whole);
     let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
         .arg("--debounce")
-        .arg("1s")
+        .arg("200ms")
+        .interval(Duration::from_secs(1))
         .start()
         .await;
     daemon.wait_ready().await;
@@ -177,23 +180,54 @@ async fn a_config_caught_half_written_is_not_acted_on() {
     };
     let before = loaded_at(&daemon.metrics().await);
 
-    // A slow writer: the first half (only alpha and beta, still valid YAML), a pause longer
-    // than the debounce, then the rest.
+    // The first half names only alpha and beta and is valid YAML on its own; the whole file
+    // (with a comment, so that it is new content) names all four.
     let half = config_text(&[account_config(&a, "delete", &present[..2])]);
-    write_in_place(&config, &half);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    write_in_place(&config, &format!("{whole}# saved\n"));
-    daemon
-        .wait_metrics("the whole file to be loaded", |text| {
-            (loaded_at(text) > before).then_some(())
-        })
-        .await;
+    assert!(whole.starts_with(&half));
+    let parts = TempDir::new().unwrap();
+    let (first, second) = (parts.path().join("first"), parts.path().join("second"));
+    std::fs::write(&first, &half).unwrap();
+    std::fs::write(&second, format!("{}# saved\n", &whole[half.len()..])).unwrap();
+    let writer = tokio::process::Command::new("sh")
+        .args(["-c", "( cat \"$1\"; sleep 1; cat \"$2\" ) > \"$3\"", "sh"])
+        .args([&first, &second, &config])
+        .status();
+    let status = tokio::time::timeout(WAIT, writer)
+        .await
+        .expect("the writer hung")
+        .unwrap();
+    assert!(status.success());
+
+    // The whole file is taken: the first content change since the start (the half would
+    // have been another).
+    let reloads = || daemon.log.events("config changed; reloaded").len();
+    eventually("the whole file to be taken", WAIT, async || {
+        (reloads() >= 1).then_some(())
+    })
+    .await;
+    assert!(loaded_at(&daemon.metrics().await) > before);
+    // A full reconcile after the whole file: had the half been taken, its deletions would
+    // have happened by now.
+    let success = "cfgroups_reconciles_total{result=\"success\"}";
+    let done = metric(&daemon.metrics().await, success).unwrap_or(0.0);
+    daemon.wait_metric_at_least(success, done + 1.0).await;
     assert_eq!(
         delete_count(&fake),
         0,
         "gamma and delta were pruned from a half-written file"
     );
     assert_eq!(fake.groups(&a).len(), NAMES.len());
+    assert_eq!(reloads(), 1, "the half was taken:\n{}", daemon.log.text());
+    let waited = daemon
+        .log
+        .lines()
+        .iter()
+        .any(|line| line.contains("a write to the config is in progress"));
+    assert!(
+        waited,
+        "the pause was never noticed:\n{}",
+        daemon.log.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,8 +337,13 @@ async fn an_invalid_edit_keeps_the_last_good_config_until_it_is_fixed() {
     assert!(
         !daemon
             .log
-            .events("the config is invalid; keeping the last good config, deleting nothing new")
-            .is_empty()
+            .events(
+                "the config is invalid: deletions are suspended until a valid config is back; \
+                 drift is still listed and reported against the last good config"
+            )
+            .is_empty(),
+        "{}",
+        daemon.log.text()
     );
 
     write_by_rename(&config, &groups_config(&a, &["beta"]));
@@ -313,6 +352,74 @@ async fn an_invalid_edit_keeps_the_last_good_config_until_it_is_fixed() {
     daemon
         .wait_metrics("the good reload", |text| {
             reload_ok(text).filter(|v| *v == 1.0)
+        })
+        .await;
+}
+
+/// With the config file deleted, the daemon keeps listing and reporting drift against the
+/// last good config, but deletes nothing, whatever wakes it, until a valid config is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_config_suspends_deletions_until_it_is_back() {
+    let a = account(16);
+    let fake = fake_with_groups(&a, Duration::ZERO).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    let mut groups: Vec<(&str, &'static str)> = NAMES.iter().map(|n| (*n, "present")).collect();
+    groups.push(("zeta", "absent"));
+    let text = config_text(&[account_config(&a, "report", &groups)]);
+    write_in_place(&config, &text);
+    let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .interval(Duration::from_secs(1))
+        .start()
+        .await;
+    daemon.wait_ready().await;
+    let suspended = |text: &str| metric(text, "cfgroups_deletions_suspended");
+    assert_eq!(suspended(&daemon.metrics().await), Some(0.0));
+
+    std::fs::remove_file(&config).unwrap();
+    daemon
+        .wait_metrics("deletions to be suspended", |text| {
+            (reload_ok(text) == Some(0.0) && suspended(text) == Some(1.0)).then_some(())
+        })
+        .await;
+    assert!(
+        !daemon
+            .log
+            .events(
+                "the config is gone: deletions are suspended until a valid config is back; \
+                 drift is still listed and reported against the last good config"
+            )
+            .is_empty(),
+        "{}",
+        daemon.log.text()
+    );
+
+    // A group the last good config declares absent appears: it is found and reported, by
+    // the tick and by SIGHUP, and not deleted.
+    let zeta = fake.create_group(&a, "zeta");
+    let drift = format!(
+        "cfgroups_drift_groups{{account=\"{}\",kind=\"delete\"}}",
+        a.as_str()
+    );
+    daemon.wait_metric_at_least(&drift, 1.0).await;
+    daemon.signal(Signal::SIGHUP);
+    let success = "cfgroups_reconciles_total{result=\"success\"}";
+    let done = metric(&daemon.metrics().await, success).unwrap_or(0.0);
+    daemon.wait_metric_at_least(success, done + 2.0).await;
+    assert_eq!(delete_count(&fake), 0, "deleted by a config that is gone");
+    assert!(fake.groups(&a).iter().any(|g| g.id == zeta));
+    let suspended_cycles = daemon
+        .log
+        .events("reconciled: planned 1 to delete, 0 blocked, 0 missing, 0 unmanaged, 0 accounts failing; deletions suspended: no valid config on disk, nothing deleted");
+    assert!(!suspended_cycles.is_empty(), "{}", daemon.log.text());
+
+    // The same config back: deletions resume at once.
+    write_by_rename(&config, &text);
+    wait_deleted(&fake, &a, &zeta).await;
+    assert_eq!(delete_count(&fake), 1);
+    daemon
+        .wait_metrics("deletions to resume", |text| {
+            (reload_ok(text) == Some(1.0) && suspended(text) == Some(0.0)).then_some(())
         })
         .await;
 }
@@ -699,6 +806,41 @@ async fn sigterm_when_idle_exits_zero_with_a_scraper_connected() {
         .expect("still running 10 s after SIGTERM");
     assert!(status.success(), "exit status {status}");
     drop(scraper);
+}
+
+/// A client that sends half a request line and then nothing must not hold SIGTERM up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_completes_while_a_client_holds_a_half_sent_request() {
+    use tokio::io::AsyncWriteExt;
+
+    let a = account(17);
+    let fake = fake_with_groups(&a, Duration::ZERO).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    write_in_place(&config, &groups_config(&a, &[]));
+    let mut daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .start()
+        .await;
+    daemon.wait_ready().await;
+
+    let mut stalled = tokio::net::TcpStream::connect(daemon.addr()).await.unwrap();
+    stalled.write_all(b"GET /metr").await.unwrap();
+    // A complete request on another connection is answered: the stalled one was accepted.
+    assert_eq!(daemon.get("/healthz").await.0, 200);
+
+    let started = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("still running 15 s after SIGTERM, held by a half-sent request");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,7 +78,7 @@ async fn a_group_cloudflare_never_deletes_is_backed_up_once() {
         &config_text(&[AccountConfig::new(a.clone()).absent("SCIM team")]),
     );
     let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
-        .interval(Duration::from_millis(300))
+        .interval(Duration::from_secs(1))
         .start()
         .await;
     eventually("five refused DELETEs", WAIT, async || {

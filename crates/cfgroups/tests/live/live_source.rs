@@ -411,7 +411,8 @@ fn plan_from_the_live_source_matches_the_snapshot_plan() {
     assert_eq!(requests.count(Method::GET, Route::List), 2);
     assert_eq!(requests.total(), 2);
 
-    // The exec source, with a lister that reads the same fake API.
+    // The exec source, with a lister that reads the same fake API: it needs the
+    // credentials, which an exec command gets only when they are passed on purpose.
     let dir = tempfile::tempdir().unwrap();
     let lister = dir.path().join("list.py");
     std::fs::write(
@@ -424,7 +425,16 @@ fn plan_from_the_live_source_matches_the_snapshot_plan() {
     )
     .unwrap();
     let source = format!("exec:python3 {}", lister.display());
-    let via_exec = plan_json(cfgroups().against(&fake), &source);
+    let via_exec = json_of(
+        &cfgroups()
+            .against(&fake)
+            .args(["plan", "-c", EXAMPLE_CONFIG, "-o", "json", "-s", &source])
+            .arg("--exec-pass-credentials")
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    );
     assert_eq!(via_exec["source"], Value::String(source.clone()));
     assert_eq!(without_source(via_exec), without_source(offline));
     assert_eq!(fake.requests().count(Method::GET, Route::List), 4);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
-use testkit::{EXAMPLE_CONFIG, cfgroups};
+use testkit::{CommandExt, EXAMPLE_CONFIG, cfgroups};
 
 /// The example snapshot as a `--source`.
 const EXAMPLE_SNAPSHOT: &str = "snapshot:examples/snapshot.json";
@@ -142,8 +142,9 @@ fn validate_accepts_the_example() {
         ));
 }
 
-/// Each fixture's first line says where and what the error is:
-/// `# expect: LINE:COL message` (or `-` for no position).
+/// Each fixture's first line (a directory's: its `expect` file's) says where and what the
+/// error is: `# expect: [FILE:]LINE:COL message`, with `-` for no position, and FILE the
+/// entry of a fixture directory the error names.
 fn expectation(fixture: &Path) -> (Option<String>, String, String) {
     let expect_file = if fixture.is_dir() {
         fixture.join("expect")
@@ -157,9 +158,10 @@ fn expectation(fixture: &Path) -> (Option<String>, String, String) {
         .and_then(|l| l.strip_prefix("# expect: "))
         .unwrap_or_else(|| panic!("{} has no expectation", expect_file.display()));
     let (position, message) = spec.split_once(' ').unwrap();
-    let (file, position) = match position.rsplit_once(".yml:") {
-        Some((name, pos)) => (Some(format!("{name}.yml")), pos),
-        None => (None, position),
+    // A file name has a dot; a line number does not.
+    let (file, position) = match position.split_once(':') {
+        Some((name, pos)) if name.contains('.') => (Some(name.to_owned()), pos),
+        _ => (None, position),
     };
     (file, position.to_owned(), message.to_owned())
 }
@@ -404,4 +406,50 @@ fn the_current_directory_fallback_is_warned_about() {
         stderr.contains("WARN") && stderr.contains(".cfgroups") && stderr.contains("backups"),
         "{stderr}"
     );
+}
+
+/// `0s` never means "off": each duration flag refuses values below its minimum, naming it,
+/// before anything starts.
+#[test]
+fn nonsensical_durations_are_refused_with_the_minimum() {
+    for (command, flag, value, minimum) in [
+        ("run", "--interval", "0s", "at least 1s"),
+        ("run", "--interval", "500ms", "at least 1s"),
+        ("run", "--budget-window", "0s", "at least 1s"),
+        ("run", "--debounce", "1ms", "at least 10ms"),
+        ("run", "--request-timeout", "0s", "at least 1ms"),
+        ("run", "--connect-timeout", "0s", "at least 1ms"),
+        ("plan", "--exec-timeout", "0s", "at least 1ms"),
+        ("apply", "--budget-window", "0s", "at least 1s"),
+    ] {
+        let run = cfgroups()
+            .args([command, "-c", EXAMPLE_CONFIG, flag, value])
+            .run();
+        assert_ne!(run.code, Some(0), "{command} {flag} {value}");
+        assert!(
+            run.stderr.contains(minimum) && run.stderr.contains(flag),
+            "{command} {flag} {value}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A byte order mark, as some Windows editors write, is not a second document.
+#[test]
+fn a_config_starting_with_a_byte_order_mark_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("groups.yaml");
+    std::fs::write(
+        &config,
+        "\u{feff}version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    groups:\n      - {name: Engineering, state: present}\n",
+    )
+    .unwrap();
+    cfgroups()
+        .args(["validate", "-c"])
+        .arg(&config)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "valid: 1 account(s), 1 declared group(s)",
+        ));
 }

@@ -86,10 +86,8 @@ fn the_kustomization_lists_every_manifest() {
 #[test]
 fn the_kubernetes_manifests_fit_together_and_fit_the_daemon() {
     let objects = kubernetes_objects();
-    let deployment = object(&objects, "Deployment", "cfgroups");
-    let spec = &deployment["spec"];
-    assert_eq!(spec["replicas"], 1, "one reconciler per set of accounts");
-    assert_eq!(spec["strategy"]["type"], "Recreate");
+    let workload = object(&objects, "StatefulSet", "cfgroups");
+    let spec = &workload["spec"];
     let template = &spec["template"];
     let labels = template["metadata"]["labels"].as_object().unwrap();
     for (key, value) in spec["selector"]["matchLabels"].as_object().unwrap() {
@@ -184,15 +182,27 @@ fn the_kubernetes_manifests_fit_together_and_fit_the_daemon() {
         "ConfigMap",
         str_of(&config_volume["configMap"]["name"], "configMap name"),
     );
-    let state_dir = run.state.state_dir.expect("--state-dir is set");
-    let state_volume = mount_of(&state_dir);
-    object(
-        &objects,
-        "PersistentVolumeClaim",
-        str_of(
-            &state_volume["persistentVolumeClaim"]["claimName"],
-            "claimName",
-        ),
+    // The state directory is each replica's own volume, from the claim template: the
+    // journal must outlive the pod, and every replica keeps its own.
+    let state_dir = run.state.state_dir.clone().expect("--state-dir is set");
+    let state_mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| Path::new(str_of(&m["mountPath"], "mountPath")) == state_dir)
+        .unwrap_or_else(|| panic!("nothing is mounted at {}", state_dir.display()));
+    let claim = str_of(&state_mount["name"], "mount name");
+    assert!(
+        !volumes.contains_key(claim),
+        "the state directory must come from volumeClaimTemplates, one volume per replica"
+    );
+    assert!(
+        spec["volumeClaimTemplates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["metadata"]["name"] == claim),
+        "no volumeClaimTemplate named {claim}"
     );
 
     // The ConfigMap holds a valid desired state, one file per key.
@@ -222,6 +232,151 @@ fn the_kubernetes_manifests_fit_together_and_fit_the_daemon() {
     assert!(
         secret["stringData"].get(key).is_some() || secret["data"].get(key).is_some(),
         "the Secret has no key {key}"
+    );
+}
+
+/// The container of the StatefulSet, and its `cfgroups run` arguments.
+fn daemon_container(
+    objects: &BTreeMap<(String, String), Value>,
+) -> (Value, cfgroups::cli::RunArgs) {
+    let workload = object(objects, "StatefulSet", "cfgroups");
+    let container = workload["spec"]["template"]["spec"]["containers"][0].clone();
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| str_of(a, "arg").to_owned())
+        .collect();
+    let Command::Run(run) = parse(&args).command else {
+        panic!("the container does not run `cfgroups run`: {args:?}");
+    };
+    (container, *run)
+}
+
+#[test]
+fn the_kubernetes_example_runs_two_replicas_with_one_writer() {
+    use cfgroups::cli::ElectionBackend;
+    use cfgroups::daemon::election::kubernetes::VERBS;
+    use clap::CommandFactory;
+
+    let objects = kubernetes_objects();
+    let workload = object(&objects, "StatefulSet", "cfgroups");
+    let spec = &workload["spec"];
+    assert_eq!(
+        spec["replicas"], 2,
+        "two replicas: one leads, one stands by"
+    );
+    let pod = &spec["template"]["spec"];
+
+    // The arguments parse and ask for a Lease.
+    let (container, run) = daemon_container(&objects);
+    assert_eq!(run.election.leader_election, ElectionBackend::Kubernetes);
+    let lock = run.election.lock_name.clone();
+
+    // The identity and the namespace come from the downward API, under the names the
+    // program reads them from.
+    let run_command = Cli::command()
+        .find_subcommand("run")
+        .expect("a run command")
+        .clone();
+    let env_of = |flag: &str| -> String {
+        let arg = run_command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag))
+            .unwrap_or_else(|| panic!("no --{flag}"));
+        arg.get_env()
+            .unwrap_or_else(|| panic!("--{flag} has no environment fallback"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let env = container["env"].as_array().unwrap();
+    for (flag, field) in [
+        ("identity", "metadata.name"),
+        ("lease-namespace", "metadata.namespace"),
+    ] {
+        let name = env_of(flag);
+        let var = env
+            .iter()
+            .find(|e| e["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} (for --{flag}) is not set"));
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+    }
+
+    // The pod runs as the service account that the Role is bound to, with its token.
+    let account = str_of(&pod["serviceAccountName"], "serviceAccountName");
+    object(&objects, "ServiceAccount", account);
+    assert_ne!(
+        pod["automountServiceAccountToken"], false,
+        "the Lease needs the token"
+    );
+    let binding = objects
+        .iter()
+        .filter(|((kind, _), _)| kind == "RoleBinding")
+        .map(|(_, b)| b)
+        .find(|b| {
+            b["subjects"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["kind"] == "ServiceAccount" && s["name"] == account)
+            })
+        })
+        .expect("a RoleBinding for the service account");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    let role = object(
+        &objects,
+        "Role",
+        str_of(&binding["roleRef"]["name"], "role name"),
+    );
+
+    // The Role grants every verb the elector uses on this Lease, plus what the example
+    // promises (patch, watch); rules naming resources name the lock.
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let on_leases = rule["apiGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "coordination.k8s.io")
+            && rule["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "leases");
+        if !on_leases {
+            continue;
+        }
+        if let Some(names) = rule["resourceNames"].as_array() {
+            assert!(
+                names.iter().any(|n| n == lock.as_str()),
+                "the rule names {names:?}, not --lock-name {lock}"
+            );
+        }
+        for verb in rule["verbs"].as_array().unwrap() {
+            granted.insert(str_of(verb, "verb").to_owned());
+        }
+    }
+    for verb in VERBS.iter().chain(&["patch"]) {
+        assert!(
+            granted.contains(*verb),
+            "the Role does not grant {verb} on leases: {granted:?}"
+        );
+    }
+
+    // Voluntary disruptions leave one replica running.
+    let budget = objects
+        .iter()
+        .find(|((kind, _), _)| kind == "PodDisruptionBudget")
+        .map(|(_, b)| b)
+        .expect("a PodDisruptionBudget");
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert_eq!(budget["spec"]["selector"], spec["selector"]);
+
+    // SIGTERM leaves time for the deletion in flight and the release.
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30) >= 30);
+    // The governing Service exists.
+    object(
+        &objects,
+        "Service",
+        str_of(&spec["serviceName"], "serviceName"),
     );
 }
 

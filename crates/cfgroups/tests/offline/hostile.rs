@@ -93,10 +93,15 @@ fn a_symlink_loop_is_refused() {
     validate(&a)
         .code(1)
         .stderr(predicate::str::contains("a.yaml: cannot read"));
-    // In a config directory, the looping entries are not regular files: nothing to read.
+    // In a config directory, each looping entry is an error of its own, never skipped.
     validate(dir.path())
         .code(1)
-        .stderr(predicate::str::contains("no *.yaml or *.yml files"));
+        .stderr(predicate::str::contains(
+            "a.yaml: cannot read the symbolic link",
+        ))
+        .stderr(predicate::str::contains(
+            "b.yaml: cannot read the symbolic link",
+        ));
 }
 
 #[test]

@@ -75,3 +75,46 @@ async fn a_shared_state_directory_is_warned_about() {
     );
     fake.shutdown().await;
 }
+
+/// A base URL with a password in it, or a token pasted where the URL goes: refused, and the
+/// secret printed nowhere, not even by `--help`.
+#[test]
+fn a_refused_base_url_is_never_echoed_whole() {
+    let password = "hunter2-s3cr3t-pass";
+    let pasted = "v1.0-0123456789abcdef0123456789abcdef-pasted";
+    for (base_url, shown) in [
+        (
+            format!("https://deploy:{password}@api.cloudflare.com/client/v4"),
+            "\"https://api.cloudflare.com\": user info is not allowed".to_owned(),
+        ),
+        (
+            pasted.to_owned(),
+            format!("\"<not shown: {} characters>\"", pasted.len()),
+        ),
+    ] {
+        let run = cfgroups()
+            .env("CLOUDFLARE_API_TOKEN", "TOKEN-FOR-BASE-URL-TEST")
+            .env("CLOUDFLARE_BASE_URL", &base_url)
+            .env("RUST_LOG", "trace")
+            .args(["plan", "-c", EXAMPLE_CONFIG])
+            .run();
+        run.assert_code(1);
+        let printed = format!("{}\n{}", run.stdout, run.stderr);
+        assert!(printed.contains(&shown), "{printed}");
+        for secret in [password, pasted, "deploy"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+
+        let help = cfgroups()
+            .env("CLOUDFLARE_BASE_URL", &base_url)
+            .args(["plan", "--help"])
+            .run();
+        help.assert_code(0);
+        assert!(
+            help.stdout.contains("CLOUDFLARE_BASE_URL"),
+            "{}",
+            help.stdout
+        );
+        assert!(!help.stdout.contains(&base_url), "{}", help.stdout);
+    }
+}
