@@ -194,5 +194,10 @@ fn a_journal_symlinked_to_dev_zero_fails_fast() {
         "{}",
         out.stderr
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // A hang guard, not a speed target: without the line limit the read never ends.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 }
