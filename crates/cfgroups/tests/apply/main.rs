@@ -3,5 +3,6 @@
 //! the binary killed or stopped mid-run.
 
 mod apply;
+mod apply_converge;
 mod apply_crash;
 mod apply_faults;
