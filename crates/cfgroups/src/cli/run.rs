@@ -13,7 +13,7 @@ use super::{Exit, RunArgs, connect};
 use crate::apply::ApplyOptions;
 use crate::config;
 use crate::daemon::controller::{Controller, ControllerOptions, Telemetry, Wakers};
-use crate::daemon::{ConfigWatcher, Health, Metrics, serve, systemd};
+use crate::daemon::{ConfigWatcher, Health, Metrics, rate_limit, serve, systemd};
 use crate::journal::{JOURNAL_FILE, Journal};
 use crate::plan::PlanOptions;
 use crate::reconcile::{Pipeline, PipelineOptions};
@@ -27,6 +27,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
     metrics.record_reload(true, SystemTime::now());
     let client = connect::observed_client(&args.api, Arc::new(metrics.clone()))?;
+    let _rate_limit_watch = rate_limit::watch(client.budget().clone(), metrics.clone());
     let health = Health::new(args.interval);
     let server = serve(args.listen, health.clone(), metrics.clone())
         .await

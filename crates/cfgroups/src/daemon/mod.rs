@@ -7,6 +7,7 @@
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics` over HTTP, and the [`Health`] state;
 //! - [`systemd`]: `sd_notify` readiness, status and watchdog pings;
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
+//! - [`rate_limit`]: the log lines and metrics of requests waiting for the rate limit;
 //! - [`controller`]: the reconcile loop that ties them together.
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
@@ -16,6 +17,7 @@
 
 pub mod controller;
 pub mod metrics;
+pub mod rate_limit;
 pub mod schedule;
 pub mod server;
 pub mod systemd;
