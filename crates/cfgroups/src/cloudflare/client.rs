@@ -448,6 +448,10 @@ impl Client {
             items.extend(page_items);
             match next {
                 Next::Done => return Ok(items),
+                // Only pages fetched together leave others pending; never one in order.
+                Next::Pending => {
+                    return Err(inconsistent(format!("page {page} left pages unasked for")));
+                }
                 Next::Page(following) => page = following,
                 Next::Pages(rest) => {
                     let mut pages = futures_util::stream::iter(rest)

@@ -32,6 +32,8 @@ pub enum Next {
     Page(u64),
     /// Ask for all of these pages, in any order, then [`Pager::finish`].
     Pages(RangeInclusive<u64>),
+    /// Pages already named are still to come.
+    Pending,
     /// The listing is complete.
     Done,
 }
@@ -155,7 +157,7 @@ impl Pager {
                 Ok(if self.pages_seen.len() as u64 == pages {
                     Next::Done
                 } else {
-                    Next::Pages(page + 1..=pages)
+                    Next::Pending
                 })
             }
         }
@@ -234,7 +236,7 @@ mod tests {
         // Any order.
         assert_eq!(
             pager.accept(3, [Some("e")], info(3, 1, 5)),
-            Ok(Next::Pages(4..=3))
+            Ok(Next::Pending)
         );
         assert_eq!(
             pager.accept(2, [Some("c"), Some("d")], info(2, 2, 5)),

@@ -89,8 +89,7 @@ fn simulate(config: BudgetConfig, requests: Vec<Request>) -> Vec<Logged> {
         for task in tasks {
             task.await.expect("a request task");
         }
-        let events = log.lock().unwrap().clone();
-        events
+        log.lock().unwrap().clone()
     })
 }
 
