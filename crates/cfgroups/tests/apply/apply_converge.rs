@@ -70,6 +70,24 @@ fn one_transient_fault_ends_exact_with_exit_0() {
 }
 
 #[test]
+fn a_lockout_is_waited_out_with_a_notice_and_the_apply_ends_exact() {
+    let scenario = scenario(1, 2, false);
+    let fake = Fake::start(scenario.state.clone());
+    // The first listing is refused with a 3 s lockout.
+    fake.inject(Fault::RateLimited(3).on(Route::List));
+    let (out, _dir) = run_apply(&fake, &scenario);
+    out.assert_code(0);
+    scenario.assert_converged(&fake.state());
+    assert!(
+        out.stderr
+            .contains("Waiting for Cloudflare's rate-limit lockout (HTTP 429)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.requests().rate_limited(), 1);
+}
+
+#[test]
 fn the_same_list_fault_on_every_try_deletes_nothing_and_fails_the_account() {
     for fault in list_faults() {
         let scenario = big_account();

@@ -341,6 +341,31 @@ async fn retry_after_is_honoured_and_pauses_the_budget() {
 }
 
 #[tokio::test]
+async fn a_lockout_longer_than_the_deadline_is_waited_out_outside_it() {
+    // A 1 s deadline per operation, and a lockout of 2 s: the wait is not the operation's
+    // own time, so the DELETE goes after the lockout and succeeds.
+    let retry = RetryPolicy {
+        deadline: Duration::from_secs(1),
+        ..fast_retries()
+    };
+    let (client, seen, _) = stub_with(retry, |_, index| {
+        if index == 0 {
+            let mut reply = failure(429, 971, "Please wait and consider throttling");
+            reply.1.push(("retry-after", "2".to_owned()));
+            reply
+        } else {
+            ok(json!({"id": GROUP}))
+        }
+    })
+    .await;
+    let outcome = client.delete_group(&account(0), &group_id()).await.unwrap();
+    assert_eq!(outcome, cfgroups::model::DeletionOutcome::Deleted);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].at - seen[0].at >= Duration::from_secs(2));
+}
+
+#[tokio::test]
 async fn a_lockout_longer_than_max_rate_limit_wait_fails_at_once() {
     // A client that sits out lockouts of up to 60 s, told to wait 120 s.
     let seen = Arc::new(Mutex::new(Vec::new()));
