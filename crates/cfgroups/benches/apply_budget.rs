@@ -1,16 +1,17 @@
-//! How close `cfgroups apply` runs to the request budget it is given, without ever
-//! tripping the server's rate limit.
+//! B3: a mass cleanup at the budget's exact pace. The real binary against the fake API
+//! (20 ms per request) limited to 1,200 requests per sliding 30 s with a 30 s lockout; the
+//! binary is given `--max-requests 1000 --budget-window 30s`, other flags at their defaults.
+//! 5 accounts of 700 generated groups, 60% of them (420 per account, 2,100 in all) declared
+//! absent.
 //!
-//! One account holds 1,000 groups declared absent (and three that stay). The fake API
-//! allows 200 requests per sliding 5 s window (locking out for the rest of the window when
-//! exceeded); the client is given 90% of that: `--max-requests 180 --budget-window 5s`.
-//! Every deletion costs two requests (the members backup and the DELETE), plus the pages
-//! of the listing.
+//! Requests: 2 list pages per account (10), and per deletion a fresh read, the members
+//! backup and the DELETE (6,300): R = 6,310 (the issue's ~4,200 counted two per deletion).
 //!
-//! Lower bound: a budget of B requests per rolling window W admits at most B requests in
-//! any window, so N requests need at least `(ceil(N / B) - 1) * W` from the first to the
-//! last. The ratio is the wall time of the whole run (process start to exit) over that
-//! bound; the target is at most 1.15.
+//! Lower bound: at most 1,000 admissions in any rolling 30 s, so R requests need at least
+//! `(ceil(R / 1000) - 1) x 30 s` from the first to the last.
+//!
+//! Targets: complete (exactly the absent groups deleted, exit 0), zero 429s, and a wall time
+//! (process start to exit) within 1.15 x that bound.
 //!
 //! ```text
 //! cargo bench --bench apply_budget
@@ -18,70 +19,91 @@
 
 use std::time::{Duration, Instant};
 
-use cfgroups_fake::{FakeState, Method, Route};
-use testkit::*;
+use cfgroups_fake::{Method, Route};
+use testkit::bench::{Targets, generated, secs, window_bound};
+use testkit::{CommandExt, Fake, apply, fake, write_config};
 
-const GROUPS: usize = 1_000;
-const SERVER_LIMIT: u32 = 200;
-const CLIENT_LIMIT: u32 = 180;
-const WINDOW: Duration = Duration::from_secs(5);
+const ACCOUNTS: usize = 5;
+const GROUPS: usize = 700;
+const ABSENT: usize = 420;
+const SERVER_LIMIT: u32 = 1_200;
+const BUDGET: usize = 1_000;
+const WINDOW: Duration = Duration::from_secs(30);
+const LATENCY: Duration = Duration::from_millis(20);
 
 fn main() {
-    let a = account(0);
-    let mut state = FakeState::new();
-    let mut config = AccountConfig::new(a.clone()).max_deletes(GROUPS as u32);
-    for n in 0..GROUPS {
-        let name = format!("Retired {n}");
-        state = state.with_group(&a, group(0, n, &name, n % 3));
-        config = config.absent(&name);
-    }
-    for n in 0..3 {
-        let name = format!("Team {n}");
-        state = state.with_group(&a, group(0, 10_000 + n, &name, 1));
-        config = config.present(&name);
-    }
+    let (state, configs, accounts) = generated(ACCOUNTS, GROUPS, ABSENT);
     let fake = Fake::start_with(
-        testkit::fake()
-            .state(state)
-            .rate_limit(SERVER_LIMIT, WINDOW),
+        fake()
+            .latency(LATENCY)
+            .rate_limit(SERVER_LIMIT, WINDOW)
+            .lockout(WINDOW)
+            .state(state),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &[config]);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = write_config(dir.path(), &configs);
+    let mut targets = Targets::new("B3 apply_budget");
 
     let started = Instant::now();
     let out = apply(&fake, &config, &dir.path().join("state"))
         .args([
             "--max-requests",
-            &CLIENT_LIMIT.to_string(),
+            &BUDGET.to_string(),
             "--budget-window",
-            "5s",
+            "30s",
         ])
         .run();
     let wall = started.elapsed();
-    out.assert_code(0);
 
+    let exact = out.code == Some(0)
+        && accounts
+            .iter()
+            .all(|a| fake.groups(a).len() == GROUPS - ABSENT);
+    if !exact {
+        eprintln!("{}\n{}", out.stdout, out.stderr);
+    }
+    targets.check(
+        "complete: exit 0, exactly the absent groups deleted",
+        exact,
+        "true",
+        exact,
+    );
     let requests = fake.requests();
     let total = requests.total();
-    let lists = requests.count(Method::GET, Route::List);
-    let members = requests.count(Method::GET, Route::Members);
-    let deletes = requests.count(Method::DELETE, Route::Delete);
-    let limited = requests.rate_limited();
-    let busiest = requests.max_in_window(WINDOW);
-    let windows = total.div_ceil(CLIENT_LIMIT as usize) as u32;
-    let bound = WINDOW * windows.saturating_sub(1);
-    let ratio = wall.as_secs_f64() / bound.as_secs_f64();
-    println!(
-        "apply_budget: {GROUPS} groups deleted; {total} requests ({lists} lists + {members} \
-         member backups + {deletes} deletes); {limited} x 429; busiest {:.0}s window {busiest} \
-         (server limit {SERVER_LIMIT}, budget {CLIENT_LIMIT}); wall {:.1}s; lower bound \
-         (ceil({total}/{CLIENT_LIMIT}) - 1) x {}s = {:.1}s; ratio {ratio:.3} (target <= 1.15: {})",
-        WINDOW.as_secs_f64(),
-        wall.as_secs_f64(),
-        WINDOW.as_secs(),
-        bound.as_secs_f64(),
-        if ratio <= 1.15 { "met" } else { "MISSED" },
+    targets.note(
+        "requests",
+        format!(
+            "R = {total} ({} list pages and exact-name reads, {} member backups, {} DELETEs)",
+            requests.count(Method::GET, Route::List),
+            requests.count(Method::GET, Route::Members),
+            requests.count(Method::DELETE, Route::Delete),
+        ),
     );
-    assert_eq!(limited, 0, "the budget let a 429 through");
-    assert_eq!(deletes, GROUPS);
-    assert!(fake.groups(&a).len() == 3);
+    targets.check(
+        "429s",
+        requests.rate_limited(),
+        "0",
+        requests.rate_limited() == 0,
+    );
+    targets.note(
+        "busiest 30 s at the server",
+        format!(
+            "{} requests (server limit {SERVER_LIMIT}, budget {BUDGET})",
+            requests.max_in_window(WINDOW)
+        ),
+    );
+    let bound = window_bound(total, BUDGET, WINDOW);
+    let ratio = wall.as_secs_f64() / bound.as_secs_f64();
+    targets.check(
+        &format!(
+            "wall {} against (ceil({total}/{BUDGET}) - 1) x 30 s = {}",
+            secs(wall),
+            secs(bound)
+        ),
+        format!("ratio {ratio:.3}"),
+        "<= 1.15",
+        ratio <= 1.15,
+    );
+    drop(fake);
+    targets.finish();
 }

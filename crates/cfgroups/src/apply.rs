@@ -28,8 +28,10 @@ use crate::plan::{self, Action, MatchedBy, Plan, PlanItem};
 use crate::shown::Quoted;
 use crate::writer::{GroupWriter, WriteErrorKind};
 
-/// Default number of deletions in flight at once, across all accounts.
-pub const DEFAULT_APPLY_CONCURRENCY: usize = 4;
+/// Default number of deletions in flight at once, across all accounts: a deletion is three
+/// requests one after another, each mostly waiting on the network, so 16 keep it busy while
+/// the request budget sets the pace of a large run.
+pub const DEFAULT_APPLY_CONCURRENCY: usize = 16;
 
 /// How deletions are carried out.
 #[derive(Debug, Clone)]

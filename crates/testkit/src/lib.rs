@@ -3,6 +3,7 @@
 //! checks, the HTTP client pointed at the fake, and the daemon.
 //!
 //! Module map:
+//! - [`bench`]: generated accounts, medians, and figures printed against their bounds;
 //! - [`paths`]: the repository root, the examples in it, and the `cfgroups` binary;
 //! - [`command`]: the hermetic `cfgroups` command, wired to a fake API, and its output;
 //! - [`fake`]: the fake API with the test token, started async or on a runtime of its own;
@@ -22,6 +23,7 @@
 //!
 //! The most used items are re-exported here, so a test can `use testkit::*`.
 
+pub mod bench;
 pub mod client;
 pub mod command;
 pub mod config;

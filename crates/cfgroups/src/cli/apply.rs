@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{confirm, print_out};
+use super::wait_notice::{self, Sink};
 use super::{ApplyArgs, Exit, connect};
 use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Progress};
 use crate::config::{self, DesiredState};
@@ -34,6 +35,12 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         );
     }
     let client = connect::client(&args.source.api)?;
+    // One set of terminal lines for the deletions' bar and the rate-limit countdown.
+    let terminal = std::io::stderr().is_terminal().then(MultiProgress::new);
+    let _notice = wait_notice::start(
+        client.budget().clone(),
+        terminal.clone().map_or(Sink::Lines, Sink::Terminal),
+    );
     let path = state_dir::resolve(args.state.state_dir.clone()).join(JOURNAL_FILE);
     let journal = Arc::new(Journal::open(&path)?);
     let options = PipelineOptions {
@@ -102,7 +109,9 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
 
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
-    let bar = progress_bar(summary.delete as u64);
+    let bar = terminal
+        .as_ref()
+        .map(|terminal| terminal.add(progress_bar(summary.delete as u64)));
     let on_progress = |progress: Progress<'_>| match &bar {
         Some(bar) => {
             bar.inc(1);
@@ -207,15 +216,12 @@ fn say_settled(settled: &[Record]) {
     }
 }
 
-fn progress_bar(total: u64) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
+fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} deleted {wide_msg}") {
         bar.set_style(style);
     }
-    Some(bar)
+    bar
 }
 
 fn outcome_words(outcome: &DeletionOutcome) -> String {

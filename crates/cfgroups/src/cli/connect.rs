@@ -42,7 +42,10 @@ pub fn observed_client(
     }
     config.connect_timeout = args.connect_timeout;
     config.request_timeout = args.request_timeout;
-    config.budget = BudgetConfig::with_limit(args.max_requests, args.budget_window);
+    config.budget = BudgetConfig {
+        max_wait: args.max_rate_limit_wait,
+        ..BudgetConfig::with_limit(args.max_requests, args.budget_window)
+    };
     let budget = Budget::new(config.budget.clone());
     Ok(Client::with_parts(config, budget, observer)?)
 }

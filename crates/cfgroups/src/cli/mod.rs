@@ -11,6 +11,7 @@ mod output;
 mod plan;
 mod run;
 mod shell;
+mod wait_notice;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -20,6 +21,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::report;
 use crate::source::SourceSpec;
+
+/// Accounts listed at once, and deletions in flight at once, unless told otherwise: each
+/// request spends most of its time on the network, so 16 keep it busy on an ordinary link
+/// while the request budget, not the concurrency, sets the pace of a large run.
+const DEFAULT_CONCURRENCY: u16 = 16;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -179,9 +185,16 @@ pub struct ApiArgs {
     /// Most API requests in any rolling --budget-window (Cloudflare allows 1200 per 5 minutes).
     #[arg(long, default_value = "1000", value_name = "N")]
     pub max_requests: NonZeroU32,
-    /// The window of --max-requests; at least 1s.
+    /// The window of --max-requests; at least 1s. The budget is an exact sliding window:
+    /// all of it is available at once, and a request waits only while the last window is
+    /// full.
     #[arg(long, default_value = "5m", value_parser = durations::budget_window)]
     pub budget_window: Duration,
+    /// The longest rate-limit wait Cloudflare may announce (a lockout after HTTP 429, or its
+    /// reset when no requests remain) that requests sit out; a longer one fails them.
+    /// Cloudflare's lockout lasts 5 minutes.
+    #[arg(long, default_value = "6m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_rate_limit_wait: Duration,
     /// Time allowed for one request attempt; at least 1ms.
     #[arg(long, default_value = "30s", value_parser = durations::timeout)]
     pub request_timeout: Duration,
@@ -195,8 +208,9 @@ pub struct SourceArgs {
     /// Where observed groups come from: `cloudflare`, `snapshot:FILE` or `exec:COMMAND`.
     #[arg(long, short = 's', default_value = "cloudflare")]
     pub source: SourceSpec,
-    /// How many accounts are listed at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many accounts are listed at once (each listing also fetches up to 8 pages at
+    /// once); the request budget still bounds how many requests go.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// How long an `exec:` listing command may run; at least 1ms.
     #[arg(long, default_value = "30s", value_parser = durations::timeout)]
@@ -279,8 +293,9 @@ pub struct ApplyArgs {
     /// the group without its members).
     #[arg(long)]
     pub no_backup_members: bool,
-    /// Deletions in flight at once, across all accounts.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Deletions in flight at once, across all accounts (each is a fresh read, a members
+    /// backup and the DELETE); the request budget still bounds how many requests go.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub apply_concurrency: u16,
 }
 
@@ -304,11 +319,13 @@ pub struct RunArgs {
     /// at most 2s for open connections.
     #[arg(long, default_value = "127.0.0.1:9184", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// How many accounts are listed at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many accounts are listed at once (each listing also fetches up to 8 pages at
+    /// once); the request budget still bounds how many requests go.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Deletions in flight at once, across all accounts.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Deletions in flight at once, across all accounts (each is a fresh read, a members
+    /// backup and the DELETE); the request budget still bounds how many requests go.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub apply_concurrency: u16,
     /// Skip the members backup before each deletion.
     #[arg(long)]

@@ -16,7 +16,7 @@ use crate::apply::ApplyOptions;
 use crate::config;
 use crate::daemon::controller::{Controller, ControllerOptions, Telemetry, Wakers};
 use crate::daemon::election::{Election, LeaderWriter, Leadership};
-use crate::daemon::{ConfigWatcher, Health, Metrics, serve, systemd};
+use crate::daemon::{ConfigWatcher, Health, Metrics, rate_limit, serve, systemd};
 use crate::journal::{JOURNAL_FILE, Journal};
 use crate::plan::PlanOptions;
 use crate::reconcile::{Pipeline, PipelineOptions};
@@ -42,6 +42,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
             (leadership, Some(election))
         }
     };
+    let _rate_limit_watch = rate_limit::watch(client.budget().clone(), metrics.clone());
     let health = Health::new(args.interval);
     let server = serve(args.listen, health.clone(), metrics.clone())
         .await

@@ -1,22 +1,25 @@
 //! The Cloudflare user groups API client: every operation cfgroups performs, each request
 //! passing through the shared request budget and the retry policy.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use backon::Retryable;
+use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::redirect;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::base_url::BaseUrl;
-use super::budget::{Budget, BudgetConfig, RateLimitHeader, parse_ratelimit};
+use super::budget::{Budget, BudgetConfig, Permit, ServerSignals, parse_policy, parse_ratelimit};
 use super::credentials::Credentials;
+use super::envelope::ResultInfo;
 use super::envelope::{ApiErrors, Envelope};
 use super::error::{Error, LastFailure, TransportKind};
 use super::observer::{NoopObserver, RequestEvent, RequestObserver};
-use super::pager::{Next, PER_PAGE, Pager};
+use super::pager::{MAX_RELISTS, Next, PER_PAGE, Pager};
 use super::retry::{RetryPolicy, parse_retry_after};
 use super::route::Route;
 use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
@@ -27,6 +30,11 @@ pub const DEFAULT_USER_AGENT: &str = concat!("cfgroups/", env!("CARGO_PKG_VERSIO
 /// The largest response body read; anything larger is refused rather than buffered.
 /// A page of 500 groups with policies is well under 5 MiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Pages of one listing fetched at once, once page 1 has said how many there are: enough
+/// to hide the network's latency, few enough to stay well under Cloudflare's 200 requests
+/// per second per IP when many accounts are listed together.
+pub const PAGES_AT_ONCE: usize = 8;
 
 /// How the client reaches Cloudflare. Build with [`ClientConfig::new`] for the defaults.
 #[derive(Debug, Clone)]
@@ -108,14 +116,20 @@ struct Attempt {
 
 /// What one operation's attempts have learnt so far, shared by the attempt and backon's
 /// hooks (which run one after the other, never at once).
-#[derive(Default)]
 struct Tries {
+    /// When the operation started.
+    started: Instant,
+    /// The operation's deadline, before time spent waiting in the budget is added.
+    deadline: Duration,
     state: std::sync::Mutex<TriesState>,
 }
 
 #[derive(Default)]
 struct TriesState {
     attempts: u32,
+    /// Time spent waiting for the request budget (a full window, a lockout): not the
+    /// operation's own time, so it does not count against its deadline.
+    budget_wait: Duration,
     /// The last answer's `Retry-After`.
     retry_after: Option<Duration>,
     /// The last failed attempt, once the next one is under way.
@@ -125,6 +139,24 @@ struct TriesState {
 }
 
 impl Tries {
+    fn new(deadline: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            state: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The instant the operation must be done by: its deadline after it started, pushed
+    /// back by every wait for the budget.
+    fn deadline(&self) -> Instant {
+        self.started + self.deadline + self.state().budget_wait
+    }
+
+    fn waited(&self, wait: Duration) {
+        self.state().budget_wait += wait;
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, TriesState> {
         self.state
             .lock()
@@ -142,8 +174,10 @@ impl Tries {
         self.state().attempts
     }
 
-    fn answered(&self, retry_after: Option<Duration>) {
-        self.state().retry_after = retry_after;
+    /// The answer's `Retry-After`, to be honoured by the next retry's delay. A 429's is
+    /// not: the budget holds every request for it, outside the deadline.
+    fn answered(&self, status: Option<u16>, retry_after: Option<Duration>) {
+        self.state().retry_after = retry_after.filter(|_| status != Some(429));
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -371,53 +405,106 @@ impl Client {
         self.send(&route, &[], Some(&body)).await.map(drop)
     }
 
-    /// Every item of a paginated list, `filter` added to each page's query.
+    /// Every item of a paginated list, `filter` added to each page's query. A listing whose
+    /// pages do not parse or do not add up is asked for again, up to [`MAX_RELISTS`] times:
+    /// the next answer is usually sound.
     async fn list_all(
         &self,
         route: &Route,
         filter: &[(&str, String)],
     ) -> Result<Vec<Value>, Error> {
-        let mut pager = Pager::new(PER_PAGE);
-        let mut items = Vec::new();
+        let mut relists = 0;
         loop {
-            let mut query = vec![
-                ("page", pager.page().to_string()),
-                ("per_page", pager.per_page().to_string()),
-            ];
-            query.extend(filter.iter().cloned());
-            let reply = self.send(route, &query, None).await?;
-            let page_items = match reply.envelope.result {
-                Some(Value::Array(page_items)) => page_items,
-                other => {
-                    return Err(Error::Decode {
-                        route: route.clone(),
-                        status: 200,
-                        message: format!(
-                            "page {}: result is not a list but {}",
-                            pager.page(),
-                            json_kind(other.as_ref())
-                        ),
-                    });
+            match self.list_once(route, filter).await {
+                Err(err) if err.is_unsound_listing() && relists < MAX_RELISTS => {
+                    relists += 1;
+                    tracing::warn!(%route, relist = relists, error = %err, "the listing does not add up: listing again");
                 }
-            };
-            let ids = page_items
-                .iter()
-                .map(|item| item.get("id").and_then(Value::as_str));
-            let next = pager
-                .accept(ids, reply.envelope.result_info)
-                .map_err(|detail| Error::InconsistentListing {
-                    route: route.clone(),
-                    detail,
-                })?;
-            items.extend(page_items);
-            if next == Next::Done {
-                return Ok(items);
+                result => return result,
             }
+        }
+    }
+
+    /// One listing: page 1, then either every other page at once (page 1 gave
+    /// `total_count`) or one page after another, checked together by the [`Pager`].
+    async fn list_once(
+        &self,
+        route: &Route,
+        filter: &[(&str, String)],
+    ) -> Result<Vec<Value>, Error> {
+        let inconsistent = |detail| Error::InconsistentListing {
+            route: route.clone(),
+            detail,
+        };
+        let mut pager = Pager::new(PER_PAGE);
+        let per_page = pager.per_page();
+        let mut items = Vec::new();
+        let mut page = 1;
+        loop {
+            let (page_items, info) = self.fetch_page(route, filter, page, per_page).await?;
+            let next = pager
+                .accept(page, item_ids(&page_items), info)
+                .map_err(inconsistent)?;
+            items.extend(page_items);
+            match next {
+                Next::Done => return Ok(items),
+                // Only pages fetched together leave others pending; never one in order.
+                Next::Pending => {
+                    return Err(inconsistent(format!("page {page} left pages unasked for")));
+                }
+                Next::Page(following) => page = following,
+                Next::Pages(rest) => {
+                    let mut pages = futures_util::stream::iter(rest)
+                        .map(|page| async move {
+                            (page, self.fetch_page(route, filter, page, per_page).await)
+                        })
+                        .buffer_unordered(PAGES_AT_ONCE);
+                    let mut by_page = BTreeMap::new();
+                    while let Some((page, fetched)) = pages.next().await {
+                        let (page_items, info) = fetched?;
+                        pager
+                            .accept(page, item_ids(&page_items), info)
+                            .map_err(inconsistent)?;
+                        by_page.insert(page, page_items);
+                    }
+                    pager.finish().map_err(inconsistent)?;
+                    items.extend(by_page.into_values().flatten());
+                    return Ok(items);
+                }
+            }
+        }
+    }
+
+    /// Page `page` of a listing: its items and its `result_info`.
+    async fn fetch_page(
+        &self,
+        route: &Route,
+        filter: &[(&str, String)],
+        page: u64,
+        per_page: u64,
+    ) -> Result<(Vec<Value>, Option<ResultInfo>), Error> {
+        let mut query = vec![
+            ("page", page.to_string()),
+            ("per_page", per_page.to_string()),
+        ];
+        query.extend(filter.iter().cloned());
+        let reply = self.send(route, &query, None).await?;
+        match reply.envelope.result {
+            Some(Value::Array(items)) => Ok((items, reply.envelope.result_info)),
+            other => Err(Error::Decode {
+                route: route.clone(),
+                status: 200,
+                message: format!(
+                    "page {page}: result is not a list but {}",
+                    json_kind(other.as_ref())
+                ),
+            }),
         }
     }
 
     /// Sends one request with retries (backon drives them: which errors, how long between
     /// attempts, when to stop), every attempt under the budget and the operation's deadline.
+    /// Time spent waiting for the budget does not count against the deadline.
     async fn send(
         &self,
         route: &Route,
@@ -425,13 +512,13 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Reply, Error> {
         let policy = &self.inner.retry;
-        let deadline = Instant::now() + policy.deadline;
-        let tries = Tries::default();
-        let result = (|| self.attempt_before(deadline, &tries, route, query, body))
+        let tries = Tries::new(policy.deadline);
+        let result = (|| self.attempt_before(&tries, route, query, body))
             .retry(policy)
             .sleep(tokio::time::sleep)
             .when(|err: &Error| {
-                err.is_retryable() && (route.is_idempotent() || err.certainly_not_processed())
+                err.is_retryable_on(route)
+                    && (route.is_idempotent() || err.certainly_not_processed())
             })
             .adjust(|err: &Error, backoff: Option<Duration>| {
                 let Some(backoff) = backoff else {
@@ -439,7 +526,7 @@ impl Client {
                     return None;
                 };
                 let delay = policy.delay_before_retry(backoff, tries.retry_after());
-                if Instant::now() + delay > deadline {
+                if Instant::now() + delay > tries.deadline() {
                     tries.give_up_before(delay);
                     return None;
                 }
@@ -465,32 +552,41 @@ impl Client {
         }
     }
 
-    /// One attempt, admitted by the budget and answered before `deadline`, reported to the
+    /// One attempt, admitted by the budget and answered before the deadline, reported to the
     /// observer.
     async fn attempt_before(
         &self,
-        deadline: Instant,
         tries: &Tries,
         route: &Route,
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Reply, Error> {
         let policy = &self.inner.retry;
-        let exceeded = |waiting: String| Error::DeadlineExceeded {
-            route: route.clone(),
-            deadline: policy.deadline,
-            attempts: tries.count(),
-            waiting,
-            last: tries.last(),
+        let waiting_since = Instant::now();
+        let permit = match self.inner.budget.acquire().await {
+            Ok(permit) => permit,
+            Err(source) => {
+                return Err(Error::RateLimitWait {
+                    route: route.clone(),
+                    source,
+                    attempts: tries.count(),
+                    last: tries.last(),
+                });
+            }
         };
-        if let Err(wait) = self.inner.budget.acquire(Some(deadline)).await {
-            return Err(exceeded(wait.to_string()));
-        }
+        tries.waited(waiting_since.elapsed());
         let attempt = tries.start();
         let started = Instant::now();
-        let outcome = tokio::time::timeout_at(deadline, self.attempt(route, query, body))
-            .await
-            .map_err(|_| exceeded("for the response".to_owned()))?;
+        let outcome =
+            tokio::time::timeout_at(tries.deadline(), self.attempt(route, query, body, permit))
+                .await
+                .map_err(|_| Error::DeadlineExceeded {
+                    route: route.clone(),
+                    deadline: policy.deadline,
+                    attempts: tries.count(),
+                    waiting: "for the response".to_owned(),
+                    last: tries.last(),
+                })?;
         self.inner.observer.on_request(&RequestEvent {
             method: route.method(),
             route: route.kind(),
@@ -500,16 +596,17 @@ impl Client {
             rate_limited: outcome.status == Some(429),
             elapsed: started.elapsed(),
         });
-        tries.answered(outcome.retry_after);
+        tries.answered(outcome.status, outcome.retry_after);
         outcome.result
     }
 
-    /// One attempt: send, read, feed the budget, classify.
+    /// One attempt: send, read, tell the budget what the answer said, classify.
     async fn attempt(
         &self,
         route: &Route,
         query: &[(&str, String)],
         body: Option<&Value>,
+        permit: Permit,
     ) -> Attempt {
         let failed = |result: Error| Attempt {
             result: Err(result),
@@ -533,10 +630,16 @@ impl Client {
         };
         let status = response.status().as_u16();
         let headers = response.headers();
-        let ratelimit = header_text(headers, "ratelimit").and_then(parse_ratelimit);
         let retry_after = header_text(headers, RETRY_AFTER.as_str())
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        self.feed_budget(status, ratelimit, retry_after);
+        permit.answered(&ServerSignals {
+            status,
+            ratelimit: header_text(headers, "ratelimit").and_then(parse_ratelimit),
+            policies: header_text(headers, "ratelimit-policy")
+                .map(parse_policy)
+                .unwrap_or_default(),
+            retry_after,
+        });
 
         let mut bytes = Vec::new();
         loop {
@@ -569,20 +672,6 @@ impl Client {
             result: self.classify(route, status, &bytes, retry_after),
             status: Some(status),
             retry_after,
-        }
-    }
-
-    fn feed_budget(
-        &self,
-        status: u16,
-        ratelimit: Option<RateLimitHeader>,
-        retry_after: Option<Duration>,
-    ) {
-        let budget = &self.inner.budget;
-        if status == 429 {
-            budget.on_rate_limited(retry_after, ratelimit);
-        } else if let Some(header) = ratelimit {
-            budget.observe(header);
         }
     }
 
@@ -652,6 +741,13 @@ fn groups_from(route: &Route, items: Vec<Value>) -> Result<Vec<ObservedGroup>, E
             })
         })
         .collect()
+}
+
+/// The `id` of every item of a page (`None` for an item without one).
+fn item_ids(items: &[Value]) -> impl Iterator<Item = Option<&str>> {
+    items
+        .iter()
+        .map(|item| item.get("id").and_then(Value::as_str))
 }
 
 fn is_not_found(err: &Error) -> bool {

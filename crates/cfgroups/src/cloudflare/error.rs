@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::budget::BudgetError;
 use super::envelope::ApiErrors;
-use super::route::Route;
+use super::route::{Route, RouteKind};
 
 /// How a request failed below HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,18 @@ pub enum Error {
         /// The last attempt's failure, if an attempt was made (boxed: errors stay small).
         last: Option<Box<LastFailure>>,
     },
+    /// The request budget will not admit the request: Cloudflare announced a wait (a
+    /// lockout, or its reset with nothing remaining) longer than allowed.
+    #[error("{route}: not sent: {source}{}", last_text(last.as_deref()))]
+    RateLimitWait {
+        route: Route,
+        #[source]
+        source: BudgetError,
+        /// Attempts made before the wait was refused.
+        attempts: u32,
+        /// The last attempt's failure, if an attempt was made.
+        last: Option<Box<LastFailure>>,
+    },
     /// The configured API base URL is unusable or unsafe. `url` is only what may be shown of
     /// it (scheme and host, or its length): the value itself may hold a secret.
     #[error("invalid API base URL {url:?}: {reason}")]
@@ -147,10 +160,40 @@ impl Error {
             Self::Decode { .. }
             | Self::InconsistentListing { .. }
             | Self::DeadlineExceeded { .. }
+            | Self::RateLimitWait { .. }
             | Self::InvalidBaseUrl { .. }
             | Self::InvalidUserAgent(_)
             | Self::ClientBuild(_) => false,
         }
+    }
+
+    /// Whether `route` is worth sending again after this error: [`is_retryable`], and for a
+    /// DELETE also a `success: false` answer under a 2xx status. A DELETE is idempotent,
+    /// and a group that is already gone answers 404, which is success.
+    ///
+    /// [`is_retryable`]: Self::is_retryable
+    pub fn is_retryable_on(&self, route: &Route) -> bool {
+        self.is_retryable()
+            || (route.kind() == RouteKind::DeleteGroup
+                && matches!(
+                    self,
+                    Self::Api {
+                        status: 200..=299,
+                        ..
+                    }
+                ))
+    }
+
+    /// Whether a listing failed because its answer did not parse or its pages did not add
+    /// up: asking again usually gives a sound answer.
+    pub fn is_unsound_listing(&self) -> bool {
+        matches!(
+            self,
+            Self::Decode {
+                status: 200..=299,
+                ..
+            } | Self::InconsistentListing { .. }
+        )
     }
 
     /// Whether the request certainly never reached the server, so that even a request
@@ -169,7 +212,9 @@ impl Error {
         match self {
             Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
-            Self::DeadlineExceeded { last, .. } => last.as_ref().and_then(|last| last.status),
+            Self::DeadlineExceeded { last, .. } | Self::RateLimitWait { last, .. } => {
+                last.as_ref().and_then(|last| last.status)
+            }
             _ => None,
         }
     }
@@ -178,7 +223,7 @@ impl Error {
     pub fn codes(&self) -> Vec<i64> {
         match self {
             Self::Api { errors, .. } | Self::RateLimited { errors, .. } => errors.codes(),
-            Self::DeadlineExceeded { last, .. } => last
+            Self::DeadlineExceeded { last, .. } | Self::RateLimitWait { last, .. } => last
                 .as_ref()
                 .map(|last| last.codes.clone())
                 .unwrap_or_default(),

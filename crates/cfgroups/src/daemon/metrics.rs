@@ -142,6 +142,11 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WaitLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AccountLabels {
     account: String,
 }
@@ -179,6 +184,8 @@ struct Inner {
     api_retries: Counter,
     api_rate_limited: Counter,
     budget_remaining: Gauge,
+    rate_limit_wait: FloatGauge,
+    rate_limit_waits: Family<WaitLabels, Counter>,
     reload_ok: Gauge,
     reload_timestamp: FloatGauge,
     deletions_suspended: Gauge,
@@ -258,6 +265,19 @@ impl Metrics {
             "Cloudflare API requests left in the current rate-limit window",
             budget_remaining.clone(),
         );
+        let rate_limit_wait = FloatGauge::default();
+        registry.register_with_unit(
+            "api_rate_limit_wait",
+            "Time left before requests waiting for the rate limit may go (0 when none waits)",
+            Unit::Seconds,
+            rate_limit_wait.clone(),
+        );
+        let rate_limit_waits = Family::<WaitLabels, Counter>::default();
+        registry.register(
+            "api_rate_limit_waits",
+            "Waits for the rate limit, by reason (lockout: a 429; server_reset: none remaining; server_policy: the server's declared window; budget: --max-requests per --budget-window)",
+            rate_limit_waits.clone(),
+        );
         let reload_ok = Gauge::default();
         registry.register(
             "config_last_reload_successful",
@@ -330,6 +350,8 @@ impl Metrics {
                 api_retries,
                 api_rate_limited,
                 budget_remaining,
+                rate_limit_wait,
+                rate_limit_waits,
                 reload_ok,
                 reload_timestamp,
                 deletions_suspended,
@@ -401,6 +423,19 @@ impl Metrics {
     pub fn set_budget_remaining(&self, remaining: u64) {
         let value = i64::try_from(remaining).unwrap_or(i64::MAX);
         self.inner.budget_remaining.set(value);
+    }
+
+    /// Sets the time left on the current wait for the rate limit (zero when none).
+    pub fn set_rate_limit_wait(&self, left: Duration) {
+        self.inner.rate_limit_wait.set(left.as_secs_f64());
+    }
+
+    /// Counts one wait for the rate limit, by its reason (e.g. `lockout`).
+    pub fn record_rate_limit_wait(&self, reason: &'static str) {
+        self.inner
+            .rate_limit_waits
+            .get_or_create(&WaitLabels { reason })
+            .inc();
     }
 
     /// Records a config load: `ok` sets the success gauge and, when true, the success
@@ -537,6 +572,8 @@ mod tests {
         metrics.record_retry();
         metrics.record_rate_limited();
         metrics.set_budget_remaining(1);
+        metrics.set_rate_limit_wait(Duration::from_secs(3));
+        metrics.record_rate_limit_wait("lockout");
         metrics.record_reload(true, now);
         metrics.record_account_success(&id, now);
         let text = metrics.encode();
@@ -549,6 +586,8 @@ mod tests {
             "cfgroups_api_retries",
             "cfgroups_api_rate_limited",
             "cfgroups_api_budget_remaining",
+            "cfgroups_api_rate_limit_wait_seconds",
+            "cfgroups_api_rate_limit_waits",
             "cfgroups_config_last_reload_successful",
             "cfgroups_config_last_reload_success_timestamp_seconds",
             "cfgroups_deletions_suspended",
@@ -698,6 +737,14 @@ mod tests {
         has_line(&text, "cfgroups_api_retries_total 1");
         has_line(&text, "cfgroups_api_rate_limited_total 1");
         has_line(&text, "cfgroups_api_budget_remaining 1187");
+        metrics.set_rate_limit_wait(Duration::from_millis(64_500));
+        metrics.record_rate_limit_wait("lockout");
+        let text = metrics.encode();
+        has_line(&text, "cfgroups_api_rate_limit_wait_seconds 64.5");
+        has_line(
+            &text,
+            "cfgroups_api_rate_limit_waits_total{reason=\"lockout\"} 1",
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
 //! - [`election`]: leader election (Kubernetes Lease or etcd), so that of several replicas
 //!   exactly one talks to Cloudflare;
+//! - [`rate_limit`]: the log lines and metrics of requests waiting for the rate limit;
 //! - [`controller`]: the reconcile loop that ties them together.
 //!
 //! The loop is level-triggered: whatever wakes it (start, a watch event, the interval tick,
@@ -26,6 +27,7 @@ pub mod controller;
 pub mod election;
 pub mod gate;
 pub mod metrics;
+pub mod rate_limit;
 pub mod read_timeout;
 pub mod reload;
 pub mod schedule;

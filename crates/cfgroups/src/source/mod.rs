@@ -45,6 +45,9 @@ pub trait GroupSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ObservedGroup>, ListingError>> + Send;
 }
 
+/// Default number of accounts listed at once: a listing mostly waits on the network.
+pub const DEFAULT_LISTING_CONCURRENCY: usize = 16;
+
 /// Lists `accounts` through `source`, at most `concurrency` at a time, and rejects any
 /// listing that names the same group twice. A failed listing keeps its error with every
 /// cause, for the reports.

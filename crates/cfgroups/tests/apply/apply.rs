@@ -182,15 +182,16 @@ fn an_id_whose_name_does_not_match_is_never_deleted() {
 }
 
 /// Safety rule 1: an account whose listing does not add up (a page lying about
-/// `total_count`, or silently missing an item) deletes nothing, while the other account
-/// goes ahead; the apply exits 1. Accounts are listed one at a time, in file order, so the
-/// one-shot fault lands on the first account's listing.
+/// `total_count`, or silently missing an item) on every try deletes nothing, while the other
+/// account goes ahead; the apply exits 1. Accounts are listed one at a time, in file order,
+/// so the four faults land on the first account's four listings.
 #[test]
 fn an_inconsistent_listing_deletes_nothing_in_that_account_only() {
     for fault in [Fault::WrongTotalCount(1), Fault::DropItem] {
         let scenario = scenario(2, 3, false);
         let fake = Fake::start(scenario.state.clone());
-        fake.inject(fault.clone().on(Route::List));
+        // On the account's listing and on each of the three more it gets.
+        fake.inject(fault.clone().on(Route::List).times(4));
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &scenario.configs);
         let out = apply(&fake, &config, &dir.path().join("s"))

@@ -39,7 +39,6 @@ fn client(fake: &FakeCloudflare) -> Client {
     };
     config.budget = BudgetConfig {
         pause_after_429: Duration::from_millis(20),
-        max_pause: Duration::from_millis(20),
         ..BudgetConfig::with_limit(1_000_000.try_into().unwrap(), Duration::from_secs(1))
     };
     Client::new(config).unwrap()
@@ -187,14 +186,14 @@ async fn a_listing_that_keeps_failing_deletes_nothing_in_that_account() {
     fake.shutdown().await;
 }
 
-/// A DELETE that took effect but whose answer was lost, and whose retry then failed, is
+/// A DELETE that took effect but whose answer was lost, and whose retry was then refused, is
 /// confirmed by a GET: the group is gone, so it is recorded as deleted at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_that_took_effect_but_failed_is_confirmed_deleted_by_a_get() {
     let scenario = scenario(1, 1, false);
     let fake = start_fake(scenario.state.clone()).await;
     fake.inject(Fault::DropConnectionAfterApply.on(Route::Delete));
-    fake.inject(Fault::SuccessFalse.on(Route::Delete));
+    fake.inject(Fault::Status(400).on(Route::Delete));
     let dir = tempfile::tempdir().unwrap();
     let desired = cfgroups::config::load(&write_config(dir.path(), &scenario.configs)).unwrap();
     let journal = Arc::new(Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap());
@@ -205,7 +204,7 @@ async fn a_delete_that_took_effect_but_failed_is_confirmed_deleted_by_a_get() {
     fake.shutdown().await;
 }
 
-/// A DELETE that took effect but whose answer was lost, whose retry then failed, and whose
+/// A DELETE that took effect but whose answer was lost, whose retry was then refused, and whose
 /// confirming GET could not answer either, is recorded as failed; the next apply's listing
 /// no longer shows the group and settles the journal: the group is recorded as deleted, and
 /// nothing is sent for it again.
@@ -214,7 +213,7 @@ async fn a_delete_that_took_effect_but_failed_is_settled_by_the_next_listing() {
     let scenario = scenario(1, 1, false);
     let fake = start_fake(scenario.state.clone()).await;
     fake.inject(Fault::DropConnectionAfterApply.on(Route::Delete));
-    fake.inject(Fault::SuccessFalse.on(Route::Delete));
+    fake.inject(Fault::Status(400).on(Route::Delete));
     // The confirmation after the DELETE never gets an answer (the fresh read before it is
     // an exact-name listing: the group is declared by name).
     fake.inject(Fault::Status(500).on(Route::Get).times(6));

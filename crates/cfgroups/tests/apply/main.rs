@@ -3,6 +3,7 @@
 //! the binary killed or stopped mid-run.
 
 mod apply;
+mod apply_converge;
 mod apply_crash;
 mod apply_faults;
 mod restore_safety;

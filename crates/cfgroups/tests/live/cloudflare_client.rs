@@ -191,11 +191,13 @@ async fn listing_stops_without_a_trailing_request() {
 }
 
 #[tokio::test]
-async fn a_listing_that_disagrees_with_total_count_fails() {
-    // Page 2 comes back short while total_count promised more.
-    let (client, _, _) = stub(|seen, _| page_of(seen, 550, 600)).await;
+async fn a_listing_that_disagrees_with_total_count_fails_after_listing_again() {
+    // Page 2 comes back short while total_count promised more, every time: the listing is
+    // asked for three more times (two pages each), then fails.
+    let (client, seen, _) = stub(|seen, _| page_of(seen, 550, 600)).await;
     let err = client.list_groups(&account(0)).await.unwrap_err();
     assert!(matches!(err, Error::InconsistentListing { .. }), "{err:?}");
+    assert_eq!(seen.lock().unwrap().len(), 2 * 4);
 
     // Through the listing source, the account's listing fails as a whole.
     let (client, _, _) = stub(|seen, _| page_of(seen, 10, 5)).await;
@@ -339,25 +341,69 @@ async fn retry_after_is_honoured_and_pauses_the_budget() {
 }
 
 #[tokio::test]
-async fn a_retry_after_beyond_the_deadline_fails_at_once() {
-    let (client, seen, _) = stub(|_, _| {
+async fn a_lockout_longer_than_the_deadline_is_waited_out_outside_it() {
+    // A 1 s deadline per operation, and a lockout of 2 s: the wait is not the operation's
+    // own time, so the DELETE goes after the lockout and succeeds.
+    let retry = RetryPolicy {
+        deadline: Duration::from_secs(1),
+        ..fast_retries()
+    };
+    let (client, seen, _) = stub_with(retry, |_, index| {
+        if index == 0 {
+            let mut reply = failure(429, 971, "Please wait and consider throttling");
+            reply.1.push(("retry-after", "2".to_owned()));
+            reply
+        } else {
+            ok(json!({"id": GROUP}))
+        }
+    })
+    .await;
+    let outcome = client.delete_group(&account(0), &group_id()).await.unwrap();
+    assert_eq!(outcome, cfgroups::model::DeletionOutcome::Deleted);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].at - seen[0].at >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_lockout_longer_than_max_rate_limit_wait_fails_at_once() {
+    // A client that sits out lockouts of up to 60 s, told to wait 120 s.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let script = |_: &Seen, _: usize| {
         let mut reply = failure(429, 971, "Please wait");
         reply.1.push(("retry-after", "120".to_owned()));
         reply
-    })
-    .await;
+    };
+    let state = Stub {
+        seen: seen.clone(),
+        script: Arc::new(script),
+    };
+    let router = axum::Router::new().fallback(handle).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let credentials = Credentials::api_token(SecretString::from(TOKEN)).unwrap();
+    let mut config = ClientConfig::new(credentials);
+    config.base_url = BaseUrl::parse(&format!("http://{addr}/client/v4")).unwrap();
+    config.retry = fast_retries();
+    config.budget.max_wait = Duration::from_secs(60);
+    let client = Client::new(config).unwrap();
+
+    let started = std::time::Instant::now();
     let err = client
         .delete_group(&account(0), &group_id())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err:?}");
+    assert!(matches!(err, Error::RateLimitWait { .. }), "{err:?}");
     assert_eq!(err.status(), Some(429));
-    // The budget is now paused for everyone: the next operation fails without a request.
+    assert!(err.to_string().contains("--max-rate-limit-wait"), "{err}");
+    // Every request is held by the lockout: the next operation fails without a request.
     let err = client.list_groups(&account(0)).await.unwrap_err();
     assert!(
-        matches!(err, Error::DeadlineExceeded { attempts: 0, .. }),
+        matches!(err, Error::RateLimitWait { attempts: 0, .. }),
         "{err:?}"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert!(client.budget().snapshot().paused_for.is_some());
+    assert!(started.elapsed() < Duration::from_secs(10), "it waited");
 }

@@ -81,14 +81,33 @@ async fn a_dropped_connection_is_retried_and_the_listing_succeeds() {
 }
 
 #[tokio::test]
-async fn malformed_json_under_200_fails_the_listing_without_a_retry() {
+async fn a_malformed_page_is_listed_again_and_the_listing_succeeds() {
     // 600 groups: page 1 is fine, page 2 is truncated JSON. A first, no-op fault takes
-    // page 1 so that the malformed body lands on page 2: the half-read listing must not
-    // come back as a (partial) success.
+    // page 1 so that the malformed body lands on page 2: the half-read listing is not a
+    // (partial) success; the whole listing is asked for again, and comes back sound.
     let fake = fake_with_groups(600).await;
     let (client, attempts) = client(&fake);
     fake.inject(Fault::Slow(Duration::ZERO).on(Route::List));
     fake.inject(Fault::MalformedJson.on(Route::List));
+    let groups = CloudflareSource::new(client)
+        .list(&account(0))
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 600);
+    // Page 1, page 2 (malformed), then the listing again: pages 1 and 2. A body that does
+    // not parse is not retried on its own: its whole listing is asked for again.
+    let requests = fake.requests();
+    assert_eq!(requests.count(Method::GET, Route::List), 4);
+    assert!(requests.log()[1].path.contains("page=2"));
+    assert!(attempts.statuses().iter().all(|(attempt, _)| *attempt == 1));
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_page_that_is_always_malformed_fails_the_listing_after_three_more_listings() {
+    let fake = fake_with_groups(3).await;
+    let (client, _) = client(&fake);
+    fake.inject(Fault::MalformedJson.on(Route::List).times(100));
     let err = CloudflareSource::new(client)
         .list(&account(0))
         .await
@@ -99,11 +118,7 @@ async fn malformed_json_under_200_fails_the_listing_without_a_retry() {
     assert!(matches!(err, Error::Decode { status: 200, .. }), "{err:?}");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("cannot decode"), "{err}");
-    // Page 1, then page 2 once: a body that does not parse is not asked for again.
-    let requests = fake.requests();
-    assert_eq!(requests.count(Method::GET, Route::List), 2);
-    assert!(requests.log()[1].path.contains("page=2"));
-    assert_eq!(attempts.statuses(), [(1, Some(200)), (1, Some(200))]);
+    assert_eq!(fake.requests().count(Method::GET, Route::List), 4);
     fake.shutdown().await;
 }
 
@@ -166,12 +181,21 @@ async fn a_slow_answer_times_out_and_the_fast_retry_succeeds() {
 }
 
 #[tokio::test]
-async fn a_lying_total_count_fails_the_listing() {
+async fn a_lying_total_count_is_listed_again_and_fails_only_if_it_keeps_lying() {
     let fake = fake_with_groups(3).await;
     for delta in [1, -1, 500] {
+        // Once: the listing is asked for again and comes back sound.
+        fake.reset_requests();
+        let (once, _) = client(&fake);
+        fake.inject(Fault::WrongTotalCount(delta).on(Route::List));
+        let groups = CloudflareSource::new(once).list(&account(0)).await.unwrap();
+        assert_eq!(groups.len(), 3, "total_count off by {delta} once");
+        assert_eq!(fake.requests().count(Method::GET, Route::List), 2);
+
+        // Every time: the listing fails after three more tries.
         fake.reset_requests();
         let (client, attempts) = client(&fake);
-        fake.inject(Fault::WrongTotalCount(delta).on(Route::List));
+        fake.inject(Fault::WrongTotalCount(delta).on(Route::List).times(4));
         let err = CloudflareSource::new(client)
             .list(&account(0))
             .await
@@ -180,18 +204,32 @@ async fn a_lying_total_count_fails_the_listing() {
             matches!(err, ListingError::Api(Error::InconsistentListing { .. })),
             "total_count off by {delta}: {err:?}"
         );
-        assert_eq!(fake.requests().count(Method::GET, Route::List), 1);
-        assert_eq!(attempts.statuses(), [(1, Some(200))]);
+        assert_eq!(fake.requests().count(Method::GET, Route::List), 4);
+        assert_eq!(attempts.statuses(), [(1, Some(200)); 4]);
+        assert_eq!(fake.pending_faults(), 0);
     }
     fake.shutdown().await;
 }
 
 #[tokio::test]
-async fn a_page_that_drops_an_item_fails_the_listing() {
-    for total in [3, 600] {
+async fn a_page_that_drops_an_item_is_listed_again() {
+    for total in [3, 600, 1200] {
         let fake = fake_with_groups(total).await;
-        let (client, attempts) = client(&fake);
+        // Once, on the last page: the listing is asked for again and comes back whole.
+        let pages = total.div_ceil(500);
+        for _ in 1..pages {
+            fake.inject(Fault::Slow(Duration::ZERO).on(Route::List));
+        }
         fake.inject(Fault::DropItem.on(Route::List));
+        let (once, _) = client(&fake);
+        let groups = CloudflareSource::new(once).list(&account(0)).await.unwrap();
+        assert_eq!(groups.len(), total);
+        assert_eq!(fake.requests().count(Method::GET, Route::List), 2 * pages);
+
+        // On every page: the listing fails, and never comes back partial.
+        fake.reset_requests();
+        fake.inject(Fault::DropItem.on(Route::List).times(1000));
+        let (client, _) = client(&fake);
         let err = CloudflareSource::new(client)
             .list(&account(0))
             .await
@@ -200,8 +238,7 @@ async fn a_page_that_drops_an_item_fails_the_listing() {
             panic!("{total} groups, one dropped: {err:?}");
         };
         assert!(detail.contains("short"), "{detail}");
-        assert_eq!(fake.requests().count(Method::GET, Route::List), 1);
-        assert_eq!(attempts.statuses(), [(1, Some(200))]);
+        assert_eq!(fake.requests().count(Method::GET, Route::List), 4);
         fake.shutdown().await;
     }
 }
@@ -491,9 +528,11 @@ fn plan_with_failed_production(fake: &FakeCloudflare, expect_in_error: &str) -> 
 #[test]
 fn plan_with_a_lying_total_count_fails_that_account_and_deletes_nothing_there() {
     let fake = Fake::start(example_state());
-    fake.inject(Fault::WrongTotalCount(1).on(Route::List));
+    // Lying on every listing of the account: the first and the three more.
+    fake.inject(Fault::WrongTotalCount(1).on(Route::List).times(4));
     plan_with_failed_production(&fake, "inconsistent listing");
-    assert_eq!(fake.requests().count(Method::GET, Route::List), 2);
+    // Production's four listings, staging's one.
+    assert_eq!(fake.requests().count(Method::GET, Route::List), 5);
 }
 
 #[test]
