@@ -189,6 +189,7 @@ mod tests {
     use std::path::Path;
     use std::sync::Mutex;
 
+    use serde_json::value::RawValue;
     use serde_json::{Value, json};
     use tokio::sync::Notify;
 
@@ -207,8 +208,14 @@ mod tests {
             name: name.to_owned(),
             created_on: None,
             modified_on: None,
-            policies: Some(json!([{"access": "allow", "permission_groups": [{"id": "p"}]}])),
+            policies: Some(raw(
+                json!([{"access": "allow", "permission_groups": [{"id": "p"}]}]),
+            )),
         }
+    }
+
+    fn raw(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
     }
 
     /// How a DELETE behaves.
@@ -360,7 +367,7 @@ mod tests {
             &self,
             _account: &AccountId,
             _name: &str,
-            _policies: Value,
+            _policies: &RawValue,
         ) -> Result<ObservedGroup, WriteError> {
             unreachable!("the pipeline never creates groups")
         }
@@ -574,7 +581,7 @@ mod tests {
         let path = dir.path().join(JOURNAL_FILE);
         let listed = group(2, "Gone A");
         let api = MemoryApi::new(vec![listed.clone()], &path);
-        let current = json!([{"access": "deny", "permission_groups": [{"id": "changed"}]}]);
+        let current = raw(json!([{"access": "deny", "permission_groups": [{"id": "changed"}]}]));
         let applied = plan_then(&api, &path, &desired(), |groups| {
             groups[0].policies = Some(current.clone());
         })
@@ -582,7 +589,10 @@ mod tests {
         assert!(applied.complete(), "{applied:?}");
         let backups = intents_for(&path, &listed.id);
         assert_eq!(backups.len(), 1);
-        assert_eq!(backups[0].policies, Some(current));
+        assert_eq!(
+            backups[0].policies.as_deref().map(RawValue::get),
+            Some(current.get())
+        );
         assert_eq!(api.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 

@@ -3,7 +3,9 @@
 //! that stopped after creating the group is finished, not repeated), then doing it through a
 //! [`GroupWriter`], journaling the new group as soon as it exists.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::journal::{self, Contents, Journal, JournalError, Record};
@@ -34,6 +36,12 @@ pub enum RestoreError {
     AlreadyRestored {
         group: GroupId,
         new_group_id: GroupId,
+    },
+    #[error("cannot read the backed-up policies of group {name:?}: {source}")]
+    Policies {
+        name: String,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("cannot recreate group {name:?}: {source}")]
     Create {
@@ -169,12 +177,14 @@ pub async fn restore<W: GroupWriter>(
     let new_group_id = match &step {
         RestoreStep::AddMembers(new_group_id) => new_group_id.clone(),
         RestoreStep::Create => {
+            let policies = creatable_policies(backup.policies.as_deref()).map_err(|source| {
+                RestoreError::Policies {
+                    name: backup.name.clone(),
+                    source,
+                }
+            })?;
             let created = writer
-                .create_group(
-                    account,
-                    &backup.name,
-                    creatable_policies(backup.policies.as_ref()),
-                )
+                .create_group(account, &backup.name, &policies)
                 .await
                 .map_err(|source| RestoreError::Create {
                     name: backup.name.clone(),
@@ -214,52 +224,124 @@ pub async fn restore<W: GroupWriter>(
     })
 }
 
-/// The policies of a listed group, reduced to what the create endpoint accepts.
-pub fn creatable_policies(policies: Option<&Value>) -> Value {
-    let ids = |list: Option<&Value>| -> Value {
-        list.and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.get("id"))
-                    .map(|id| json!({ "id": id }))
-                    .collect()
-            })
-            .unwrap_or_default()
+/// The policies of a listed group (the journal's raw JSON text), reduced to what the create
+/// endpoint accepts: each policy's `access` (`allow` when it has none) and the ids of its
+/// permission and resource groups, every value copied as the text it was. This is the only
+/// place the backed-up policies are parsed, and what it parses is borrowed from the text:
+/// unknown keys are skipped unread, and numbers outside any float's range do not matter.
+pub fn creatable_policies(policies: Option<&RawValue>) -> Result<Box<RawValue>, serde_json::Error> {
+    let listed: Vec<ListedPolicy<'_>> = match policies {
+        Some(text) => Option::<Vec<ListedPolicy<'_>>>::deserialize(
+            &mut serde_json::Deserializer::from_str(text.get()),
+        )?
+        .unwrap_or_default(),
+        None => Vec::new(),
     };
-    let policies = policies
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    Value::Array(
-        policies
-            .iter()
-            .map(|policy| {
-                json!({
-                    "access": policy.get("access").cloned().unwrap_or(json!("allow")),
-                    "permission_groups": ids(policy.get("permission_groups")),
-                    "resource_groups": ids(policy.get("resource_groups")),
-                })
-            })
-            .collect(),
-    )
+    let allow = RawValue::from_string("\"allow\"".to_owned())?;
+    let creatable: Vec<CreatablePolicy<'_>> = listed
+        .into_iter()
+        .map(|policy| CreatablePolicy {
+            access: policy.access.unwrap_or(&allow),
+            permission_groups: ids(policy.permission_groups),
+            resource_groups: ids(policy.resource_groups),
+        })
+        .collect();
+    serde_json::value::to_raw_value(&creatable)
+}
+
+/// The ids of listed permission or resource groups; groups without one are left out.
+fn ids(groups: Option<Vec<WithId<'_>>>) -> Vec<IdOnly<'_>> {
+    groups
+        .into_iter()
+        .flatten()
+        .filter_map(|group| group.id.map(|id| IdOnly { id }))
+        .collect()
+}
+
+/// A listed policy, as far as the create shape needs it.
+#[derive(Deserialize)]
+struct ListedPolicy<'a> {
+    #[serde(borrow, default)]
+    access: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    permission_groups: Option<Vec<WithId<'a>>>,
+    #[serde(borrow, default)]
+    resource_groups: Option<Vec<WithId<'a>>>,
+}
+
+/// A listed permission or resource group: only its id matters.
+#[derive(Deserialize)]
+struct WithId<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+/// A policy as the create endpoint takes it.
+#[derive(Serialize)]
+struct CreatablePolicy<'a> {
+    access: &'a RawValue,
+    permission_groups: Vec<IdOnly<'a>>,
+    resource_groups: Vec<IdOnly<'a>>,
+}
+
+#[derive(Serialize)]
+struct IdOnly<'a> {
+    id: &'a RawValue,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
+    fn creatable(listed: Option<&str>) -> Value {
+        let raw = listed.map(|text| RawValue::from_string(text.to_owned()).unwrap());
+        let text = creatable_policies(raw.as_deref()).unwrap();
+        serde_json::from_str(text.get()).unwrap()
+    }
+
     #[test]
     fn policies_are_reduced_to_the_create_shape() {
-        let listed = json!([{
+        let listed = r#"[{
             "id": "f267e341f3dd4697bd3b9f71dd96247f", "access": "deny",
             "permission_groups": [{"id": "p1", "name": "Admin", "meta": {"k": "v"}}],
-            "resource_groups": [{"id": "r1", "scope": {"key": "k", "objects": []}}]
-        }]);
+            "resource_groups": [{"id": "r1", "scope": {"key": "k", "objects": []}},
+                                {"id": "r2", "scope": [{"key": "k2", "objects": [{"key": "*"}]}]}]
+        }, {"permission_groups": null, "resource_groups": [{"name": "no id"}]}]"#;
         assert_eq!(
-            creatable_policies(Some(&listed)),
-            json!([{"access": "deny", "permission_groups": [{"id": "p1"}], "resource_groups": [{"id": "r1"}]}])
+            creatable(Some(listed)),
+            json!([
+                {"access": "deny", "permission_groups": [{"id": "p1"}],
+                 "resource_groups": [{"id": "r1"}, {"id": "r2"}]},
+                {"access": "allow", "permission_groups": [], "resource_groups": []}
+            ])
         );
-        assert_eq!(creatable_policies(None), json!([]));
+        assert_eq!(creatable(None), json!([]));
+        assert_eq!(creatable(Some("null")), json!([]));
+    }
+
+    #[test]
+    fn what_is_not_needed_is_not_read() {
+        let listed = r#"[{"access":"allow","condition":{"n":1e400,"m":[1.0E-5,123456789012345678901234567890]},
+            "permission_groups":[{"id":"p\u00e9","meta":{"x":-1e-400}}],"resource_groups":[]}]"#;
+        let raw = RawValue::from_string(listed.to_owned()).unwrap();
+        let text = creatable_policies(Some(&raw)).unwrap();
+        assert_eq!(
+            text.get(),
+            r#"[{"access":"allow","permission_groups":[{"id":"p\u00e9"}],"resource_groups":[]}]"#
+        );
+    }
+
+    #[test]
+    fn policies_of_another_shape_are_an_error() {
+        for listed in [
+            r#"{"access":"allow"}"#,
+            r#"["allow"]"#,
+            r#"[{"access":"allow","permission_groups":"p1"}]"#,
+        ] {
+            let raw = RawValue::from_string(listed.to_owned()).unwrap();
+            assert!(creatable_policies(Some(&raw)).is_err(), "{listed}");
+        }
     }
 }

@@ -4,6 +4,10 @@
 //! Writes take an exclusive lock on the file and append one whole line with a single
 //! `write`, then `fsync`, so concurrent writers (tasks or processes) never interleave. A
 //! line torn by a crash is terminated before the next append and skipped by readers.
+//!
+//! A record is one line. Groups carry their policies as the raw JSON text Cloudflare sent,
+//! which the journal keeps byte for byte; only text that spans lines (a pretty-printed
+//! answer) loses its line breaks and indentation, never a token.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -64,10 +68,11 @@ impl Journal {
 
     /// Appends `record` as one line and syncs it to disk before returning.
     pub fn append(&self, record: &Record) -> Result<(), JournalError> {
-        let mut line = serde_json::to_vec(record).map_err(|source| JournalError::Encode {
+        let line = serde_json::to_vec(record).map_err(|source| JournalError::Encode {
             path: self.path.clone(),
             source,
         })?;
+        let mut line = one_line(line);
         line.push(b'\n');
         let io = |source| JournalError::Io {
             path: self.path.clone(),
@@ -92,6 +97,34 @@ impl Journal {
         written.map_err(io)?;
         unlocked.map_err(io)
     }
+}
+
+/// The encoded record on one line. serde_json writes no line breaks of its own, but raw text
+/// it carries (policies) may hold some between tokens (never inside a string, where JSON
+/// escapes them): those are dropped with the whitespace around them, and nothing else is
+/// touched.
+fn one_line(encoded: Vec<u8>) -> Vec<u8> {
+    if !encoded.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        return encoded;
+    }
+    let mut line = Vec::with_capacity(encoded.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in encoded {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        line.push(byte);
+    }
+    line
 }
 
 /// Whether the file's last byte is not a newline (a line torn by a crash).
@@ -240,6 +273,31 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn raw_policies_are_kept_byte_for_byte_and_on_one_line() {
+        use serde_json::value::RawValue;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::open(&path).unwrap();
+        let compact = r#"[{"access":"allow","n":1e400,"s":"a b\n\u00e9","big":123456789012345678901234567890}]"#;
+        let pretty = "[\n  {\"access\": \"deny\",\r\n   \"s\": \"x  y\\\"\"}\n]";
+        for (n, policies) in [(1, compact), (2, pretty)] {
+            let mut record = intent("r1", n);
+            if let Record::Intent { group, .. } = &mut record {
+                group.policies = Some(RawValue::from_string(policies.to_owned()).unwrap());
+            }
+            journal.append(&record).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains(compact), "{text}");
+        assert!(
+            text.contains(r#"[{"access":"deny","s":"x  y\""}]"#),
+            "{text}"
+        );
+        assert_eq!(read(&path).unwrap().records.len(), 2);
     }
 
     #[test]
