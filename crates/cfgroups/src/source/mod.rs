@@ -1,7 +1,9 @@
 //! Where observed groups come from: the `GroupSource` trait, the `--source` spec that picks
-//! one, and the bounded concurrent listing of every declared account.
+//! one, and the bounded concurrent listing of every declared account. `document` reads the
+//! snapshot format that the snapshot and exec sources share.
 
 pub mod cloudflare;
+mod document;
 pub mod exec;
 pub mod snapshot;
 pub mod spec;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::document::{self, Keep};
 use super::{GroupSource, ListingError};
 use crate::model::{AccountId, ObservedGroup};
 
@@ -14,7 +15,10 @@ use crate::model::{AccountId, ObservedGroup};
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// Every group of some accounts at one moment, as Cloudflare listed them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Serialize it with serde_json: the groups' `policies` are raw JSON text (see
+/// [`ObservedGroup`]). Reading goes through [`Snapshot::parse`], which also reads YAML.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub format_version: u32,
     pub accounts: BTreeMap<AccountId, SnapshotAccount>,
@@ -44,79 +48,36 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
-    /// Parses snapshot text: JSON when it starts with `{`, YAML otherwise. `origin` names
-    /// the text in errors (a path, or the command that printed it).
+    /// Parses snapshot text: JSON when it starts with `{`, YAML otherwise (a slower path:
+    /// its policies are read as a tree and written back as JSON text). `origin` names the
+    /// text in errors (a path, or the command that printed it).
     pub fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
-        parse_versioned(text, origin, |snapshot: &Snapshot| snapshot.format_version)
+        let parsed = document::parse(text, origin, Keep::All)?;
+        match (parsed.format_version, parsed.accounts) {
+            (Some(format_version), Some(accounts)) => Ok(Self {
+                format_version,
+                accounts,
+            }),
+            (_, None) => Err(SnapshotError::Parse {
+                origin: origin.to_owned(),
+                message: "missing field `accounts`".to_owned(),
+            }),
+            // `document::parse` refuses a snapshot without a version.
+            (None, Some(_)) => Err(SnapshotError::Parse {
+                origin: origin.to_owned(),
+                message: "missing field `format_version`".to_owned(),
+            }),
+        }
     }
 
-    /// Reads and parses a snapshot file.
+    /// Reads and parses a snapshot file. The text is dropped once the groups are built.
     pub fn load(path: &Path) -> Result<Self, SnapshotError> {
-        load_versioned(path, Self::parse)
+        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
     }
-}
-
-/// Parses a document in the snapshot format (or a superset of it, such as the fake API's
-/// state), refusing any `format_version` but this build's.
-pub(crate) fn parse_versioned<T: serde::de::DeserializeOwned>(
-    text: &str,
-    origin: &str,
-    version: impl Fn(&T) -> u32,
-) -> Result<T, SnapshotError> {
-    let document: T = parse_document(text, origin)?;
-    match version(&document) {
-        SNAPSHOT_FORMAT_VERSION => Ok(document),
-        found => Err(SnapshotError::Version {
-            origin: origin.to_owned(),
-            found,
-        }),
-    }
-}
-
-/// Reads a file and parses it with `parse`, naming the file in errors.
-pub(crate) fn load_versioned<T>(
-    path: &Path,
-    parse: impl Fn(&str, &str) -> Result<T, SnapshotError>,
-) -> Result<T, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse(&text, &path.display().to_string())
-}
-
-/// Deserializes JSON or YAML text, naming the field path and position of the first error.
-pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
-    text: &str,
-    origin: &str,
-) -> Result<T, SnapshotError> {
-    let parse_error = |message: String| SnapshotError::Parse {
-        origin: origin.to_owned(),
-        message,
-    };
-    if text.trim_start().starts_with('{') {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let inner = e.inner();
-            parse_error(format!(
-                "line {} column {}: {}: {}",
-                inner.line(),
-                inner.column(),
-                e.path(),
-                strip_position(&inner.to_string())
-            ))
-        })
-    } else {
-        crate::yaml_guard::check_depth(text).map_err(|e| parse_error(e.to_string()))?;
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| parse_error(format!("{}: {}", e.path(), e.inner())))
-    }
-}
-
-/// serde_json appends " at line L column C"; the caller prints the position first instead.
-fn strip_position(message: &str) -> &str {
-    message.split(" at line ").next().unwrap_or(message)
 }
 
 /// Serves listings from a snapshot read once at start.
@@ -190,5 +151,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unsupported format_version 2"), "{err}");
+        let err = Snapshot::parse(r#"{"format_version":1}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `accounts`"), "{err}");
     }
 }
