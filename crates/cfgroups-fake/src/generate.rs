@@ -12,7 +12,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::ids::Id;
-use crate::state::{FakeGroup, FakeMember};
+use crate::state::{FakeGroup, FakeMember, json_text};
 
 /// Team names: with spaces, some beyond ASCII.
 const TEAMS: &[&str] = &[
@@ -117,7 +117,9 @@ impl<'a> Generator<'a> {
             4..=7 => 2,
             _ => 3,
         };
-        group.policies = Value::Array((0..policies).map(|_| self.policy()).collect());
+        group.policies = json_text(&Value::Array(
+            (0..policies).map(|_| self.policy()).collect(),
+        ));
         let members = self.rng.usize(..=5);
         let start = self.rng.usize(..MEMBER_POOL);
         group.members = (0..members)
@@ -218,13 +220,17 @@ mod tests {
                 generator.group(id, i)
             })
             .collect();
-        let policies: Vec<&Value> = groups
+        let trees: Vec<Value> = groups
             .iter()
-            .flat_map(|g| g.policies.as_array().into_iter().flatten())
+            .map(|g| serde_json::from_str(g.policies.get()).unwrap())
             .collect();
-        let counts: Vec<usize> = groups
+        let policies: Vec<&Value> = trees
             .iter()
-            .map(|g| g.policies.as_array().map_or(0, Vec::len))
+            .flat_map(|p| p.as_array().into_iter().flatten())
+            .collect();
+        let counts: Vec<usize> = trees
+            .iter()
+            .map(|p| p.as_array().map_or(0, Vec::len))
             .collect();
         for n in 0..=3 {
             assert!(counts.contains(&n), "no group with {n} policies");
