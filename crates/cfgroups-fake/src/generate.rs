@@ -110,11 +110,12 @@ impl<'a> Generator<'a> {
         let mut group = FakeGroup::new(id, format!("{team} {index:04}"));
         group.created_on = self.timestamp(2024);
         group.modified_on = self.timestamp(2025);
-        // 0-3 policies, two the most common: real groups grant something.
-        let policies = match self.rng.u8(..10) {
-            0 => 0,
-            1..=3 => 1,
-            4..=7 => 2,
+        // 0-3 policies, one the most common: real groups grant something. With the sizes
+        // below a group averages about 600 bytes of JSON.
+        let policies = match self.rng.u8(..20) {
+            0..=4 => 0,
+            5..=15 => 1,
+            16..=18 => 2,
             _ => 3,
         };
         group.policies = json_text(&Value::Array(
@@ -145,10 +146,10 @@ impl<'a> Generator<'a> {
         } else {
             "allow"
         };
-        let permission_groups: Vec<Value> = (0..self.rng.usize(1..=2))
+        let permission_groups: Vec<Value> = (0..self.one_or_two(5))
             .map(|_| self.permission_group())
             .collect();
-        let resource_groups: Vec<Value> = (0..self.rng.usize(1..=2))
+        let resource_groups: Vec<Value> = (0..self.one_or_two(6))
             .map(|_| self.resource_group())
             .collect();
         let mut policy = Map::new();
@@ -166,11 +167,17 @@ impl<'a> Generator<'a> {
         Value::Object(policy)
     }
 
+    /// Usually 1; 2 once in `odds`.
+    fn one_or_two(&mut self, odds: u8) -> usize {
+        if self.rng.u8(..odds) == 0 { 2 } else { 1 }
+    }
+
     fn permission_group(&mut self) -> Value {
         let n = self.rng.usize(..PERMISSION_GROUPS.len());
         let (name, label, scopes) = PERMISSION_GROUPS[n];
         json!({
-            "id": format!("{:032x}", 0x05880cd1_u64 * 1_000 + n as u64),
+            // A fixed id per permission group, as Cloudflare's are.
+            "id": format!("{:016x}{:016x}", (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), (n as u64 + 7).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)),
             "name": name,
             "meta": {"label": label, "scopes": scopes},
         })
@@ -186,7 +193,7 @@ impl<'a> Generator<'a> {
             json!({"key": account_key, "objects": [{"key": "*"}]})
         } else {
             // The list shape of the Python SDK's types, over one or two zones.
-            let zones: Vec<Value> = (0..self.rng.usize(1..=2))
+            let zones: Vec<Value> = (0..self.one_or_two(5))
                 .map(|_| {
                     let zone = Id::random(&mut self.rng).into_string();
                     json!({"key": format!("com.cloudflare.api.account.zone.{zone}"), "objects": [{"key": "*"}]})
@@ -195,7 +202,7 @@ impl<'a> Generator<'a> {
             Value::Array(zones)
         };
         group.insert("scope".into(), scope);
-        if self.rng.u8(..6) == 0 {
+        if self.rng.u8(..10) == 0 {
             group.insert(
                 "meta".into(),
                 json!({"editable": "false", "created_by": "Zoë Ångström"}),

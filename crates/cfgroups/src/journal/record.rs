@@ -187,8 +187,15 @@ mod tests {
         for record in records {
             let line = serde_json::to_string(&record).unwrap();
             assert!(line.contains(r#""type":"#), "{line}");
-            assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record, "{line}");
-            assert_eq!(serde_json::from_slice::<Record>(line.as_bytes()).unwrap(), record);
+            assert_eq!(
+                serde_json::from_str::<Record>(&line).unwrap(),
+                record,
+                "{line}"
+            );
+            assert_eq!(
+                serde_json::from_slice::<Record>(line.as_bytes()).unwrap(),
+                record
+            );
         }
         let err = serde_json::from_str::<Record>(r#"{"type":"other"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant"), "{err}");

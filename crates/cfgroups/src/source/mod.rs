@@ -28,6 +28,8 @@ pub enum ListingError {
     #[error("account {account} is not in snapshot {path}")]
     NotInSnapshot { account: AccountId, path: String },
     #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
+    #[error(transparent)]
     Exec(#[from] exec::ExecError),
     #[error(transparent)]
     Api(#[from] crate::cloudflare::Error),

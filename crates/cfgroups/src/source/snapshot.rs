@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -81,18 +82,43 @@ impl Snapshot {
 }
 
 /// Serves listings from a snapshot read once at start.
+///
+/// Each account's groups are handed over, not copied, the first time the account is listed
+/// (every command lists each account once), so the snapshot is never held twice. Listing
+/// an account again reads that account from the file again.
 #[derive(Debug)]
 pub struct SnapshotSource {
     path: PathBuf,
-    snapshot: Snapshot,
+    unlisted: Mutex<BTreeMap<AccountId, Vec<ObservedGroup>>>,
 }
 
 impl SnapshotSource {
     pub fn open(path: &Path) -> Result<Self, SnapshotError> {
         Ok(Self {
             path: path.to_owned(),
-            snapshot: Snapshot::load(path)?,
+            unlisted: Mutex::new(
+                Snapshot::load(path)?
+                    .accounts
+                    .into_iter()
+                    .map(|(id, entry)| (id, entry.groups))
+                    .collect(),
+            ),
         })
+    }
+
+    /// One account's groups, read from the file again.
+    fn reread(&self, account: &AccountId) -> Result<Option<Vec<ObservedGroup>>, SnapshotError> {
+        let origin = self.path.display().to_string();
+        let text = std::fs::read_to_string(&self.path).map_err(|source| SnapshotError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut parsed = document::parse(&text, &origin, Keep::Only(account))?;
+        Ok(parsed
+            .accounts
+            .as_mut()
+            .and_then(|accounts| accounts.remove(account))
+            .map(|entry| entry.groups))
     }
 }
 
@@ -102,14 +128,19 @@ impl GroupSource for SnapshotSource {
     }
 
     async fn list(&self, account: &AccountId) -> Result<Vec<ObservedGroup>, ListingError> {
-        self.snapshot
-            .accounts
-            .get(account)
-            .map(|entry| entry.groups.clone())
-            .ok_or_else(|| ListingError::NotInSnapshot {
-                account: account.clone(),
-                path: self.path.display().to_string(),
-            })
+        let first = self
+            .unlisted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(account);
+        let groups = match first {
+            Some(groups) => Some(groups),
+            None => self.reread(account)?,
+        };
+        groups.ok_or_else(|| ListingError::NotInSnapshot {
+            account: account.clone(),
+            path: self.path.display().to_string(),
+        })
     }
 }
 
@@ -143,6 +174,31 @@ mod tests {
         assert!(err.starts_with("s.json: line 2 column"), "{err}");
         assert!(err.contains("groups[0].id"), "{err}");
         assert!(err.contains("not 32 lowercase hexadecimal"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_account_listed_twice_is_read_again_and_an_unknown_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"format_version":1,"accounts":{{"{ACCOUNT}":{{"groups":[
+                {{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","policies":[{{"n":1e400}}]}}]}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let source = SnapshotSource::open(&path).unwrap();
+        let account: AccountId = ACCOUNT.parse().unwrap();
+        let first = source.list(&account).await.unwrap();
+        let again = source.list(&account).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first.len(), 1);
+        let other: AccountId = "123e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        assert!(matches!(
+            source.list(&other).await,
+            Err(ListingError::NotInSnapshot { .. })
+        ));
     }
 
     #[test]
