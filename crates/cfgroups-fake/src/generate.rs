@@ -9,6 +9,7 @@
 //! members drawn from a pool shared by the account's groups. Names have spaces, and some
 //! have letters outside ASCII; the index at the end keeps them unique within the account.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::ids::Id;
@@ -110,23 +111,25 @@ impl<'a> Generator<'a> {
         let mut group = FakeGroup::new(id, format!("{team} {index:04}"));
         group.created_on = self.timestamp(2024);
         group.modified_on = self.timestamp(2025);
-        // 0-3 policies, one the most common: real groups grant something. With the sizes
-        // below a group averages about 600 bytes of JSON.
-        let policies = match self.rng.u8(..20) {
-            0..=4 => 0,
-            5..=15 => 1,
-            16..=18 => 2,
-            _ => 3,
-        };
-        group.policies = json_text(&Value::Array(
-            (0..policies).map(|_| self.policy()).collect(),
-        ));
+        group.policies = self.policies();
         let members = self.rng.usize(..=5);
         let start = self.rng.usize(..MEMBER_POOL);
         group.members = (0..members)
             .map(|k| self.members[(start + k) % MEMBER_POOL].clone())
             .collect();
         group
+    }
+
+    /// 0-3 policies, one the most common: real groups grant something. With the sizes below
+    /// a group averages about 600 bytes of JSON.
+    pub(crate) fn policies(&mut self) -> Box<RawValue> {
+        let count = match self.rng.u8(..20) {
+            0..=4 => 0,
+            5..=15 => 1,
+            16..=18 => 2,
+            _ => 3,
+        };
+        json_text(&Value::Array((0..count).map(|_| self.policy()).collect()))
     }
 
     fn timestamp(&mut self, year: u32) -> String {

@@ -253,6 +253,14 @@ impl FakeGroup {
         }
     }
 
+    /// The same group with 0-3 real-shaped policies drawn from `seed` (see
+    /// [`FakeState::with_real_shaped_groups`]); `account` is the account their resource
+    /// groups point at.
+    pub fn with_real_shaped_policies(mut self, account: &str, seed: u64) -> Self {
+        self.policies = Generator::new(account, seed).policies();
+        self
+    }
+
     /// The same group with these policies (written as compact JSON text).
     pub fn with_policies(mut self, policies: &Value) -> Self {
         self.policies = json_text(policies);

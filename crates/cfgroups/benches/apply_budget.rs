@@ -16,13 +16,10 @@
 //! cargo bench --bench apply_budget
 //! ```
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use cfgroups::fake_api::{FakeState, Method, Route};
-use common::*;
+use cfgroups_fake::{FakeState, Method, Route};
+use testkit::*;
 
 const GROUPS: usize = 1_000;
 const SERVER_LIMIT: u32 = 200;
@@ -32,8 +29,7 @@ const WINDOW: Duration = Duration::from_secs(5);
 fn main() {
     let a = account(0);
     let mut state = FakeState::new();
-    let mut config = AccountConfig::new(a.clone());
-    config.max_deletes = Some(GROUPS as u32);
+    let mut config = AccountConfig::new(a.clone()).max_deletes(GROUPS as u32);
     for n in 0..GROUPS {
         let name = format!("Retired {n}");
         state = state.with_group(&a, group(0, n, &name, n % 3));
@@ -45,7 +41,7 @@ fn main() {
         config = config.present(&name);
     }
     let fake = Fake::start_with(
-        Fake::builder()
+        testkit::fake()
             .state(state)
             .rate_limit(SERVER_LIMIT, WINDOW),
     );
@@ -53,12 +49,14 @@ fn main() {
     let config = write_config(dir.path(), &[config]);
 
     let started = Instant::now();
-    let out = run(apply(&fake, &config, &dir.path().join("state")).args([
-        "--max-requests",
-        &CLIENT_LIMIT.to_string(),
-        "--budget-window",
-        "5s",
-    ]));
+    let out = apply(&fake, &config, &dir.path().join("state"))
+        .args([
+            "--max-requests",
+            &CLIENT_LIMIT.to_string(),
+            "--budget-window",
+            "5s",
+        ])
+        .run();
     let wall = started.elapsed();
     out.assert_code(0);
 

@@ -12,21 +12,15 @@
 //! cargo bench --bench daemon -- idle         # only the ones whose name contains "idle"
 //! ```
 
-#[path = "../tests/daemon_support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
-use cfgroups::fake_api::{FakeCloudflare, FakeState, Method, Route};
+use cfgroups_fake::{FakeState, Method, Route};
 use tempfile::TempDir;
-
-use support::{
-    DaemonOptions, TOKEN, WAIT, account, clock_ticks_per_second, config_yaml, eventually, group_id,
-    write_by_rename,
-};
+use testkit::daemon::{DaemonOptions, clock_ticks_per_second, group_named};
+use testkit::{AccountConfig, WAIT, account, config_text, eventually, fake, write_by_rename};
 
 const EDITS: usize = 20;
-const IDLE_ACCOUNTS: u32 = 50;
+const IDLE_ACCOUNTS: usize = 50;
 const GROUPS_PER_IDLE_ACCOUNT: usize = 3;
 const RSS_TARGET: u64 = 20 * 1024 * 1024;
 const CPU_TARGET_PERCENT: f64 = 1.0;
@@ -54,20 +48,22 @@ fn main() {
 
 async fn edit_to_delete() {
     let a = account(1);
-    let fake = FakeCloudflare::builder()
-        .token(TOKEN)
+    let fake = fake()
         .state(FakeState::new().with_generated_groups(&a, EDITS + 2, 1))
         .start()
         .await
         .expect("the fake API");
     let names: Vec<String> = (0..EDITS + 2).map(|i| format!("group-{i:04}")).collect();
     let config_with_absent = |absent: usize| {
-        let groups: Vec<(&str, &str)> = names
+        let groups: Vec<(&str, &'static str)> = names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.as_str(), if i < absent { "absent" } else { "present" }))
             .collect();
-        config_yaml(&[(&a, "report", &groups)], 100)
+        config_text(&[AccountConfig::new(a.clone())
+            .unmanaged("report")
+            .max_deletes(100)
+            .declare_all(&groups)])
     };
     let dir = TempDir::new().expect("a temporary directory");
     let config = dir.path().join("groups.yaml");
@@ -79,7 +75,7 @@ async fn edit_to_delete() {
 
     let mut latencies = Vec::with_capacity(EDITS);
     for (edit, name) in names.iter().take(EDITS).enumerate() {
-        let group = group_id(&fake, &a, name);
+        let group = group_named(&fake, &a, name);
         let saved = Instant::now();
         write_by_rename(&config, &config_with_absent(edit + 1));
         let requests = fake
@@ -129,34 +125,34 @@ async fn idle() {
     for (seed, id) in accounts.iter().enumerate() {
         state = state.with_generated_groups(id, GROUPS_PER_IDLE_ACCOUNT, seed as u64);
     }
-    let fake = FakeCloudflare::builder()
-        .token(TOKEN)
-        .state(state)
-        .start()
-        .await
-        .expect("the fake API");
+    let fake = fake().state(state).start().await.expect("the fake API");
     let names: Vec<String> = (0..GROUPS_PER_IDLE_ACCOUNT)
         .map(|i| format!("group-{i:04}"))
         .collect();
-    let groups: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "present")).collect();
-    let specs: Vec<_> = accounts
+    let groups: Vec<(&str, &'static str)> = names.iter().map(|n| (n.as_str(), "present")).collect();
+    let specs: Vec<AccountConfig> = accounts
         .iter()
-        .map(|id| (id, "report", groups.as_slice()))
+        .map(|id| {
+            AccountConfig::new(id.clone())
+                .unmanaged("report")
+                .max_deletes(10)
+                .declare_all(&groups)
+        })
         .collect();
     let dir = TempDir::new().expect("a temporary directory");
     let config = dir.path().join("groups.yaml");
-    write_by_rename(&config, &config_yaml(&specs, 10));
+    write_by_rename(&config, &config_text(&specs));
     let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
         .interval(Duration::from_secs(300))
         .start()
         .await;
     daemon.wait_ready().await;
-    eventually("last-report.json", WAIT, || {
+    eventually("last-report.json", WAIT, async || {
         daemon.report_path().exists().then_some(())
     })
     .await;
     let listed = fake.requests().count(Method::GET, Route::List);
-    assert_eq!(listed, IDLE_ACCOUNTS as usize, "one listing per account");
+    assert_eq!(listed, IDLE_ACCOUNTS, "one listing per account");
 
     // The measurement itself is the wait: sample at the start, along the way and at the end.
     let (rss_start, ticks_start) = daemon.proc_usage();

@@ -15,20 +15,19 @@
 
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cfgroups::cloudflare::{BaseUrl, BudgetConfig, Client, ClientConfig, Credentials};
-use cfgroups::fake_api::{FakeCloudflare, FakeState, Method, Route};
 use cfgroups::model::AccountId;
+use cfgroups_fake::{FakeState, Method, Route};
 use secrecy::SecretString;
+use testkit::{CommandExt, TOKEN, cfgroups, fake};
 
 const ACCOUNTS: usize = 50;
 const GROUPS: usize = 1_000;
 const LATENCY: Duration = Duration::from_millis(20);
 const CONCURRENCY: usize = 4;
 const RUNS: usize = 5;
-const TOKEN: &str = "bench-token";
 const EXPECTED_LIST_REQUESTS: usize = ACCOUNTS * 2;
 
 fn main() {
@@ -49,8 +48,7 @@ fn main() {
         });
     let fake = runtime
         .block_on(
-            FakeCloudflare::builder()
-                .token(TOKEN)
+            fake()
                 .latency(LATENCY)
                 // The fake's limit is not what is measured either.
                 .rate_limit(1_000_000, Duration::from_secs(300))
@@ -75,16 +73,12 @@ fn main() {
     for _ in 0..RUNS {
         fake.reset_requests();
         let started = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_cfgroups"))
+        let output = cfgroups()
+            .against(&fake)
             .args(["plan", "--source", "cloudflare", "--output", "json"])
             .args(["--max-requests", "1000000", "--budget-window", "5m"])
             .arg("--config")
             .arg(&config)
-            .env("CLOUDFLARE_BASE_URL", fake.base_url())
-            .env("CLOUDFLARE_API_TOKEN", TOKEN)
-            .env_remove("CLOUDFLARE_EMAIL")
-            .env_remove("CLOUDFLARE_API_KEY")
-            .env_remove("RUST_LOG")
             .output()
             .expect("run cfgroups");
         walls.push(started.elapsed());

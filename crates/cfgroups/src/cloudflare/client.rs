@@ -157,8 +157,8 @@ impl Tries {
         self.state().last = Some(LastFailure::from(err));
     }
 
-    fn last(&self) -> Option<LastFailure> {
-        self.state().last.clone()
+    fn last(&self) -> Option<Box<LastFailure>> {
+        self.state().last.clone().map(Box::new)
     }
 
     fn give_up_before(&self, delay: Duration) {
@@ -466,7 +466,7 @@ impl Client {
                 deadline: policy.deadline,
                 attempts: tries.count(),
                 waiting: format!("for a retry in {:.1}s", delay.as_secs_f64()),
-                last: Some(LastFailure::from(&err)),
+                last: Some(Box::new(LastFailure::from(&err))),
             }),
             (result, _) => result,
         }

@@ -73,7 +73,7 @@ pub enum Error {
     #[error(
         "{route}: gave up after {attempts} attempt(s): the {}s deadline does not leave time {waiting}{}",
         deadline.as_secs(),
-        last_text(last.as_ref())
+        last_text(last.as_deref())
     )]
     DeadlineExceeded {
         route: Route,
@@ -81,8 +81,8 @@ pub enum Error {
         attempts: u32,
         /// What the next attempt would have waited for.
         waiting: String,
-        /// The last attempt's failure, if an attempt was made.
-        last: Option<LastFailure>,
+        /// The last attempt's failure, if an attempt was made (boxed: errors stay small).
+        last: Option<Box<LastFailure>>,
     },
     /// The configured API base URL is unusable or unsafe.
     #[error("invalid API base URL {url:?}: {reason}")]
@@ -270,7 +270,7 @@ mod tests {
             deadline: Duration::from_secs(60),
             attempts: 3,
             waiting: "for the next retry in 8s".into(),
-            last: Some(LastFailure::from(&api(503))),
+            last: Some(Box::new(LastFailure::from(&api(503)))),
         };
         assert!(deadline.to_string().contains("after 3 attempt(s)"));
         assert!(deadline.to_string().contains("HTTP 503"));

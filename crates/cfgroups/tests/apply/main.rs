@@ -1,0 +1,7 @@
+//! Deleting for real: `cfgroups apply` end to end against the fake API (every safety block,
+//! saved plans, confirmation, restores), the executor in process under random faults, and
+//! the binary killed or stopped mid-run.
+
+mod apply;
+mod apply_crash;
+mod apply_faults;

@@ -1,0 +1,369 @@
+//! The real binary on fixtures: golden reports, exit codes, the bad-input corpus, and the
+//! offline sources end to end.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::prelude::*;
+use predicates::prelude::*;
+use testkit::{EXAMPLE_CONFIG, cfgroups};
+
+/// The example snapshot as a `--source`.
+const EXAMPLE_SNAPSHOT: &str = "snapshot:examples/snapshot.json";
+
+fn plan_example(format: &str) -> String {
+    let out = cfgroups()
+        .args([
+            "plan",
+            "-c",
+            EXAMPLE_CONFIG,
+            "-s",
+            EXAMPLE_SNAPSHOT,
+            "-o",
+            format,
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn golden_text_report() {
+    insta::assert_snapshot!("plan_text", plan_example("text"));
+}
+
+#[test]
+fn golden_json_report() {
+    let out = plan_example("json");
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["format_version"], 1);
+    insta::assert_snapshot!("plan_json", out);
+}
+
+#[test]
+fn golden_markdown_report() {
+    insta::assert_snapshot!("plan_markdown", plan_example("markdown"));
+}
+
+#[test]
+fn text_has_no_escape_codes_when_not_a_terminal() {
+    assert!(!plan_example("text").contains('\u{1b}'));
+}
+
+#[test]
+fn detailed_exitcode_is_two_on_drift_and_zero_in_sync() {
+    cfgroups()
+        .args(["plan", "-c", EXAMPLE_CONFIG, "-s", EXAMPLE_SNAPSHOT])
+        .arg("--detailed-exitcode")
+        .assert()
+        .code(2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("in-sync.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\naccounts:\n  - id: 9a7806061c88ada191ed06f989cc3dac\n    unmanaged: ignore\n    groups:\n      - {name: QA, state: present}\n      - {name: Gone, state: absent}\n",
+    )
+    .unwrap();
+    cfgroups()
+        .args(["plan", "-s", EXAMPLE_SNAPSHOT, "--detailed-exitcode", "-c"])
+        .arg(&config)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("No drift."));
+}
+
+#[test]
+fn an_account_missing_from_the_snapshot_fails_the_listing_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\naccounts:\n  - id: 00000000000000000000000000000000\n    unmanaged: delete\n",
+    )
+    .unwrap();
+    cfgroups()
+        .args(["plan", "-s", EXAMPLE_SNAPSHOT, "-o", "json", "-c"])
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(r#""status": "listing_failed""#))
+        .stdout(predicate::str::contains("is not in snapshot"));
+}
+
+#[test]
+fn validate_accepts_the_example() {
+    cfgroups()
+        .args(["validate", "-c", EXAMPLE_CONFIG])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "valid: 2 account(s), 9 declared group(s)",
+        ));
+}
+
+/// Each fixture's first line says where and what the error is:
+/// `# expect: LINE:COL message` (or `-` for no position).
+fn expectation(fixture: &Path) -> (Option<String>, String, String) {
+    let expect_file = if fixture.is_dir() {
+        fixture.join("expect")
+    } else {
+        fixture.to_owned()
+    };
+    let first = std::fs::read_to_string(&expect_file).unwrap();
+    let spec = first
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# expect: "))
+        .unwrap_or_else(|| panic!("{} has no expectation", expect_file.display()));
+    let (position, message) = spec.split_once(' ').unwrap();
+    let (file, position) = match position.rsplit_once(".yml:") {
+        Some((name, pos)) => (Some(format!("{name}.yml")), pos),
+        None => (None, position),
+    };
+    (file, position.to_owned(), message.to_owned())
+}
+
+/// The directory of the bad-input corpus, by absolute path: the binary runs from the
+/// repository root, the corpus lives with these tests.
+pub(crate) fn bad_corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad")
+}
+
+fn bad_fixtures() -> Vec<PathBuf> {
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(bad_corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    fixtures.sort();
+    fixtures
+}
+
+#[test]
+fn every_broken_config_is_refused_with_its_position_and_field() {
+    let fixtures = bad_fixtures();
+    assert!(
+        fixtures.len() >= 15,
+        "the corpus shrank to {}",
+        fixtures.len()
+    );
+    for fixture in fixtures {
+        let (file, position, message) = expectation(&fixture);
+        let shown = match &file {
+            Some(name) => fixture.join(name),
+            None => fixture.clone(),
+        };
+        let expected = if position == "-" {
+            format!("{}: {message}", shown.display())
+        } else {
+            format!("{}:{position}: {message}", shown.display())
+        };
+        let output = cfgroups()
+            .args(["validate", "-c"])
+            .arg(&fixture)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&expected),
+            "{}:\n expected {expected}\n got {stderr}",
+            fixture.display()
+        );
+        // The same config never reaches a plan, let alone a deletion.
+        cfgroups()
+            .args(["plan", "-s", EXAMPLE_SNAPSHOT, "-c"])
+            .arg(&fixture)
+            .assert()
+            .code(1)
+            .stdout(predicate::str::is_empty());
+    }
+}
+
+#[test]
+fn every_error_is_listed_not_just_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("many.yaml");
+    std::fs::write(
+        &config,
+        "version: 1
+accounts:
+  - id: 023e105f4ecef8ad9ca31a8372d0c353
+    groups:
+      - {name: A, state: gone}
+      - {name: B, colour: red, state: absent}
+  - id: nothex
+  - id: 9a7806061c88ada191ed06f989cc3dac
+    max_deletes: many
+",
+    )
+    .unwrap();
+    let assert = cfgroups()
+        .args(["validate", "-c"])
+        .arg(&config)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("4 problems"), "{stderr}");
+    for expected in [
+        "many.yaml:5:19: accounts[0].groups[0].state: unknown variant `gone`",
+        "many.yaml:6:19: accounts[0].groups[1].colour: unknown field `colour`",
+        "many.yaml:7:5: accounts[1].id: account id \"nothex\"",
+        "many.yaml:9:5: accounts[2].max_deletes: invalid type",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn non_utf8_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("latin1.yaml");
+    std::fs::write(&config, b"version: 1\naccounts:\n  - id: caf\xe9\n").unwrap();
+    cfgroups()
+        .args(["validate", "-c"])
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not UTF-8 text"));
+}
+
+#[test]
+fn a_config_directory_is_read_as_one_desired_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("10-production.yaml"),
+        "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    unmanaged: ignore\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("20-staging.yml"),
+        "version: 1\naccounts:\n  - id: 9a7806061c88ada191ed06f989cc3dac\n    unmanaged: ignore\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("README.md"), "not config").unwrap();
+    cfgroups()
+        .args(["validate", "-c"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "2 account(s), 0 declared group(s) in 2 file(s)",
+        ));
+
+    let empty = tempfile::tempdir().unwrap();
+    cfgroups()
+        .args(["validate", "-c"])
+        .arg(empty.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no *.yaml or *.yml files"));
+}
+
+#[test]
+fn exec_source_end_to_end_matches_the_snapshot_plan() {
+    let lister = "exec:python3 -c \"import json,sys; d=json.load(open('examples/snapshot.json')); print(json.dumps(d['accounts'][sys.argv[1]]))\"";
+    let via_exec = cfgroups()
+        .args(["plan", "-c", EXAMPLE_CONFIG, "-o", "json", "-s", lister])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let via_exec: serde_json::Value = serde_json::from_slice(&via_exec).unwrap();
+    let via_snapshot: serde_json::Value = serde_json::from_str(&plan_example("json")).unwrap();
+    assert_eq!(via_exec["accounts"], via_snapshot["accounts"]);
+}
+
+#[test]
+fn a_failing_exec_source_is_a_listing_failure_naming_the_command() {
+    cfgroups()
+        .args([
+            "plan",
+            "-c",
+            EXAMPLE_CONFIG,
+            "-s",
+            "exec:sh -c 'echo denied >&2; exit 7'",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("listing failed"))
+        .stdout(predicate::str::contains("denied"))
+        .stdout(predicate::str::contains("0 to delete"));
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    cfgroups()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes:"));
+}
+
+#[test]
+fn plan_out_saves_exactly_the_planned_deletions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.json");
+    cfgroups()
+        .args([
+            "plan",
+            "-c",
+            EXAMPLE_CONFIG,
+            "-s",
+            EXAMPLE_SNAPSHOT,
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let saved = cfgroups::saved_plan::SavedPlan::load(&out).unwrap();
+    let ids: Vec<&str> = saved.deletions.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "c3d4e5f60718293a4b5c6d7e8f90a1b2",
+            "4b5c6d7e8f90a1b2c3d4e5f60718293a"
+        ]
+    );
+}
+
+#[test]
+fn log_lines_carry_no_colour_when_stderr_is_not_a_terminal() {
+    let output = cfgroups()
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .args(["plan", "-c", EXAMPLE_CONFIG, "-s", "exec:sh -c 'exit 3'"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+/// With no --state-dir, $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME, the state directory
+/// falls back to ./.cfgroups, and a warning names it: the journal there holds the only
+/// backups of deleted groups.
+#[test]
+fn the_current_directory_fallback_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cfgroups()
+        .current_dir(dir.path())
+        .env_remove("HOME")
+        .arg("journal")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("WARN") && stderr.contains(".cfgroups") && stderr.contains("backups"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,470 @@
+//! The plan engine, one test per action and per blocked reason, plus the property tests
+//! that try to make it delete something it must not.
+
+use std::path::Path;
+
+use cfgroups::config::{self, DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
+use cfgroups::model::{GroupId, GroupState, ListingFailure, Observed, ObservedGroup};
+use cfgroups::plan::{Action, BlockReason, Cause, Listing, Plan, PlanOptions, plan};
+use cfgroups::protect::Protect;
+use cfgroups::source::ListingError;
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use testkit::account;
+
+fn gid(n: u8) -> GroupId {
+    format!("{n:032x}").parse().unwrap()
+}
+
+fn live(n: u8, name: &str) -> ObservedGroup {
+    ObservedGroup {
+        id: gid(n),
+        name: name.to_owned(),
+        created_on: None,
+        modified_on: None,
+        policies: None,
+    }
+}
+
+fn desired(yaml_groups: &str, extra: &str) -> DesiredState {
+    let text = format!(
+        "version: 1\naccounts:\n  - id: {}\n{extra}    groups:\n{yaml_groups}",
+        account(0)
+    );
+    config::parse(&text, Path::new("test.yaml")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn observed(groups: Vec<ObservedGroup>) -> Observed {
+    [(account(0), Ok(groups))].into_iter().collect()
+}
+
+/// The listing failure of a listing that named `group` twice.
+fn duplicate(group: GroupId) -> ListingFailure {
+    ListingFailure::from_error(&ListingError::DuplicateId(group))
+}
+
+fn run(desired: &DesiredState, groups: Vec<ObservedGroup>) -> Plan {
+    plan(desired, &observed(groups), PlanOptions::default())
+}
+
+/// (action, name, blocked reason) of every item, for compact assertions.
+fn lines(plan: &Plan) -> Vec<(Action, String, Option<BlockReason>)> {
+    plan.accounts[0]
+        .items
+        .iter()
+        .map(|i| {
+            (
+                i.action,
+                i.name.clone().unwrap_or_default(),
+                i.blocked.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn declared_absent_by_name_is_deleted() {
+    let d = desired("      - {name: Old, state: absent}\n", "");
+    let p = run(&d, vec![live(1, "Old"), live(2, "Keep")]);
+    assert_eq!(p.accounts[0].items[0].action, Action::Delete);
+    assert_eq!(p.accounts[0].items[0].cause, Cause::DeclaredAbsent);
+    let deletions: Vec<_> = p.deletions().map(|(_, g)| g.id.clone()).collect();
+    assert_eq!(deletions, vec![gid(1)]);
+}
+
+#[test]
+fn declared_absent_by_id_is_deleted_and_the_live_group_is_carried_for_the_journal() {
+    let d = desired(&format!("      - {{id: {}, state: absent}}\n", gid(7)), "");
+    let p = run(&d, vec![live(7, "Whatever")]);
+    let (_, group) = p.deletions().next().unwrap();
+    assert_eq!(group, &live(7, "Whatever"));
+}
+
+#[test]
+fn absent_and_gone_is_in_sync() {
+    let d = desired(
+        &format!(
+            "      - {{name: Gone, state: absent}}\n      - {{id: {}, state: absent}}\n",
+            gid(9)
+        ),
+        "",
+    );
+    let p = run(&d, vec![]);
+    assert!(
+        p.accounts[0]
+            .items
+            .iter()
+            .all(|i| i.action == Action::InSync)
+    );
+    assert!(!p.summary().drift());
+}
+
+#[test]
+fn present_and_found_is_in_sync_and_present_and_not_found_is_missing() {
+    let d = desired(
+        "      - {name: Here, state: present}\n      - {name: Nowhere, state: present}\n",
+        "",
+    );
+    let p = run(&d, vec![live(1, "Here")]);
+    assert_eq!(
+        lines(&p),
+        vec![
+            (Action::Missing, "Nowhere".into(), None),
+            (Action::InSync, "Here".into(), None),
+        ]
+    );
+}
+
+#[test]
+fn present_by_id_under_another_name_is_missing_with_a_note() {
+    let d = desired(
+        &format!("      - {{id: {}, name: Eng, state: present}}\n", gid(3)),
+        "",
+    );
+    let p = run(&d, vec![live(3, "Engineering")]);
+    let item = &p.accounts[0].items[0];
+    assert_eq!(item.action, Action::Missing);
+    assert!(item.note.as_deref().unwrap().contains("\"Engineering\""));
+    assert_eq!(p.summary().unmanaged, 0, "the live group was claimed by id");
+}
+
+#[test]
+fn undeclared_groups_follow_the_unmanaged_policy() {
+    let groups = || vec![live(1, "Declared"), live(2, "Stray")];
+    let decl = "      - {name: Declared, state: present}\n";
+    let report = run(&desired(decl, "    unmanaged: report\n"), groups());
+    assert_eq!(report.summary().unmanaged, 1);
+    assert_eq!(report.deletions().count(), 0);
+
+    let ignore = run(&desired(decl, "    unmanaged: ignore\n"), groups());
+    assert_eq!(ignore.accounts[0].ignored, 1);
+    assert!(!ignore.summary().drift());
+
+    let prune = run(&desired(decl, "    unmanaged: delete\n"), groups());
+    let item = &prune.accounts[0].items[0];
+    assert_eq!(
+        (item.action, item.cause),
+        (Action::Delete, Cause::NotDeclared)
+    );
+    assert_eq!(item.name.as_deref(), Some("Stray"));
+}
+
+#[test]
+fn blocked_when_protected() {
+    let d = desired(
+        "      - {name: Declared, state: present}\n",
+        "    unmanaged: delete\n    protect: [\"SCIM-*\"]\n",
+    );
+    let p = run(&d, vec![live(1, "Declared"), live(2, "SCIM-Okta")]);
+    assert_eq!(
+        lines(&p),
+        vec![
+            (
+                Action::Blocked,
+                "SCIM-Okta".into(),
+                Some(BlockReason::Protected {
+                    pattern: "SCIM-*".into()
+                })
+            ),
+            (Action::InSync, "Declared".into(), None),
+        ]
+    );
+}
+
+#[test]
+fn blocked_when_absent_by_id_is_protected_by_its_live_name() {
+    let d = desired(
+        &format!("      - {{id: {}, state: absent}}\n", gid(4)),
+        "    protect: [Admins]\n",
+    );
+    let p = run(&d, vec![live(4, "Admins")]);
+    assert!(matches!(
+        p.accounts[0].items[0].blocked,
+        Some(BlockReason::Protected { .. })
+    ));
+    assert_eq!(p.deletions().count(), 0);
+}
+
+#[test]
+fn blocked_when_the_name_is_ambiguous() {
+    let d = desired("      - {name: Twins, state: absent}\n", "");
+    let p = run(&d, vec![live(1, "Twins"), live(2, "Twins")]);
+    assert_eq!(
+        lines(&p),
+        vec![(
+            Action::Blocked,
+            "Twins".into(),
+            Some(BlockReason::AmbiguousName {
+                matches: vec![gid(1), gid(2)]
+            })
+        )]
+    );
+    assert_eq!(p.summary().unmanaged, 0, "both twins are accounted for");
+}
+
+#[test]
+fn blocked_when_id_and_name_disagree() {
+    let d = desired(
+        &format!("      - {{id: {}, name: Legacy, state: absent}}\n", gid(5)),
+        "",
+    );
+    let p = run(&d, vec![live(5, "Legacy Team")]);
+    assert_eq!(
+        p.accounts[0].items[0].blocked,
+        Some(BlockReason::IdNameMismatch {
+            declared: "Legacy".into(),
+            live: "Legacy Team".into()
+        })
+    );
+}
+
+#[test]
+fn blocked_when_over_max_deletes_and_force_overrides() {
+    let d = desired(
+        "      - {name: A, state: absent}\n      - {name: B, state: absent}\n      - {name: C, state: absent}\n",
+        "    max_deletes: 2\n",
+    );
+    let groups = vec![live(1, "A"), live(2, "B"), live(3, "C")];
+    let p = run(&d, groups.clone());
+    assert_eq!(p.deletions().count(), 0);
+    assert!(
+        p.accounts[0]
+            .items
+            .iter()
+            .all(|i| i.blocked == Some(BlockReason::OverMaxDeletes { planned: 3, max: 2 }))
+    );
+
+    let forced = plan(&d, &observed(groups), PlanOptions { force: true });
+    assert_eq!(forced.deletions().count(), 3);
+}
+
+#[test]
+fn blocked_when_two_declarations_disagree_about_one_group() {
+    let d = desired(
+        &format!(
+            "      - {{id: {}, state: present}}\n      - {{name: Shared, state: absent}}\n",
+            gid(6)
+        ),
+        "",
+    );
+    let p = run(&d, vec![live(6, "Shared")]);
+    assert_eq!(p.deletions().count(), 0);
+    assert!(
+        p.accounts[0]
+            .items
+            .iter()
+            .any(|i| i.blocked == Some(BlockReason::ConflictingDeclarations))
+    );
+}
+
+#[test]
+fn a_failed_listing_plans_nothing() {
+    let d = desired(
+        "      - {name: Old, state: absent}\n",
+        "    unmanaged: delete\n",
+    );
+    let failed: Observed = [(account(0), Err(duplicate(gid(1))))].into_iter().collect();
+    let p = plan(&d, &failed, PlanOptions { force: true });
+    assert!(matches!(
+        p.accounts[0].listing,
+        Listing::ListingFailed { .. }
+    ));
+    assert!(p.accounts[0].items.is_empty());
+    assert_eq!(p.summary().listing_failed, 1);
+    assert!(p.summary().drift());
+
+    let missing = plan(&d, &Observed::new(), PlanOptions::default());
+    assert_eq!(missing.summary().listing_failed, 1);
+}
+
+// ---- properties -------------------------------------------------------------------------
+
+/// The id of group 1, so that protection by id is exercised too.
+const PROTECTED_ID: &str = "00000000000000000000000000000001";
+const NAMES: [&str; 5] = ["alpha", "beta", "gamma", "delta", "SCIM-x"];
+
+#[derive(Debug, Clone)]
+struct Case {
+    declared: Vec<DesiredGroup>,
+    live: Vec<ObservedGroup>,
+    policy: UnmanagedPolicy,
+    max_deletes: u32,
+    protect: Vec<String>,
+    listing_fails: bool,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let live = prop::collection::btree_map(0u8..12, 0usize..NAMES.len(), 0..10).prop_map(|m| {
+        m.into_iter()
+            .map(|(id, name)| live(id, NAMES[name]))
+            .collect::<Vec<_>>()
+    });
+    let decl = (
+        prop::option::of(0usize..NAMES.len()),
+        prop::option::of(0u8..12),
+        any::<bool>(),
+    );
+    let policy = prop_oneof![
+        Just(UnmanagedPolicy::Ignore),
+        Just(UnmanagedPolicy::Report),
+        Just(UnmanagedPolicy::Delete)
+    ];
+    let protect = prop::sample::subsequence(vec!["SCIM-*", "beta", PROTECTED_ID], 0..3);
+    (
+        live,
+        prop::collection::vec(decl, 0..8),
+        policy,
+        0u32..6,
+        protect,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(live, decls, policy, max_deletes, protect, listing_fails)| {
+                let protect: Vec<String> = protect.into_iter().map(str::to_owned).collect();
+                let compiled = Protect::new(protect.clone()).unwrap();
+                let mut declared: Vec<DesiredGroup> = Vec::new();
+                for (name, id, absent) in decls {
+                    let group = DesiredGroup {
+                        name: name.map(|n| NAMES[n].to_owned()),
+                        id: id.map(gid),
+                        state: if absent {
+                            GroupState::Absent
+                        } else {
+                            GroupState::Present
+                        },
+                    };
+                    // Keep only what the loader would accept: named somehow, unique, and never
+                    // both protected and absent.
+                    let duplicate = declared.iter().any(|d| {
+                        (d.name.is_some() && d.name == group.name)
+                            || (d.id.is_some() && d.id == group.id)
+                    });
+                    let protected_absent = group.state == GroupState::Absent
+                        && compiled
+                            .matching(group.id.as_ref(), group.name.as_deref())
+                            .is_some();
+                    if (group.name.is_some() || group.id.is_some())
+                        && !duplicate
+                        && !protected_absent
+                    {
+                        declared.push(group);
+                    }
+                }
+                Case {
+                    declared,
+                    live,
+                    policy,
+                    max_deletes,
+                    protect,
+                    listing_fails,
+                }
+            },
+        )
+}
+
+fn state_of(case: &Case) -> DesiredState {
+    DesiredState {
+        accounts: vec![DesiredAccount {
+            id: account(0),
+            label: None,
+            unmanaged: case.policy,
+            max_deletes: case.max_deletes,
+            protect: Protect::new(case.protect.clone()).unwrap(),
+            groups: case.declared.clone(),
+            file: "prop.yaml".into(),
+        }],
+        files: vec![],
+        content_hash: String::new(),
+    }
+}
+
+fn observe(case: &Case, live: Vec<ObservedGroup>) -> Observed {
+    let listing = if case.listing_fails {
+        Err(duplicate(gid(0)))
+    } else {
+        Ok(live)
+    };
+    [(account(0), listing)].into_iter().collect()
+}
+
+/// 2000 cases each; failures are kept in `plan.proptest-regressions` beside this file (the
+/// default would put them under `tests/proptest-regressions/`, this binary's `main.rs` being
+/// taken for a crate root) and replayed first on every run.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(2000)
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn only_absent_or_pruned_groups_are_ever_deleted(case in case(), force in any::<bool>()) {
+        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force });
+        for (_, group) in p.deletions() {
+            let by_id = case.declared.iter().find(|d| d.id.as_ref() == Some(&group.id));
+            let by_name = case.declared.iter().find(|d| d.id.is_none() && d.name.as_ref() == Some(&group.name));
+            match (by_id, by_name) {
+                (Some(d), _) => prop_assert_eq!(d.state, GroupState::Absent),
+                (None, Some(d)) => prop_assert_eq!(d.state, GroupState::Absent),
+                (None, None) => prop_assert_eq!(case.policy, UnmanagedPolicy::Delete),
+            }
+        }
+    }
+
+    #[test]
+    fn protected_groups_are_never_deleted(case in case(), force in any::<bool>()) {
+        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force });
+        let protect = Protect::new(case.protect.clone()).unwrap();
+        for (_, group) in p.deletions() {
+            prop_assert!(protect.matching(Some(&group.id), Some(&group.name)).is_none());
+        }
+    }
+
+    #[test]
+    fn a_failed_listing_plans_no_deletion(mut case in case()) {
+        case.listing_fails = true;
+        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force: true });
+        prop_assert_eq!(p.deletions().count(), 0);
+    }
+
+    #[test]
+    fn deletions_stay_within_max_deletes_unless_forced(case in case()) {
+        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions::default());
+        prop_assert!(p.deletions().count() <= case.max_deletes as usize);
+    }
+
+    #[test]
+    fn a_name_that_matches_several_groups_deletes_none_of_them(case in case(), force in any::<bool>()) {
+        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force });
+        for (_, group) in p.deletions() {
+            let declared_by_id = case.declared.iter().any(|d| d.id.as_ref() == Some(&group.id));
+            let namesakes = case.live.iter().filter(|g| g.name == group.name).count();
+            let by_name = case.declared.iter().any(|d| d.id.is_none() && d.name.as_ref() == Some(&group.name));
+            prop_assert!(declared_by_id || !by_name || namesakes == 1);
+        }
+    }
+
+    /// Applying the planned deletions and planning again deletes nothing more, except by a
+    /// name that the first plan blocked as ambiguous: once the other namesakes are gone it
+    /// names one group, and the file says that group is absent.
+    #[test]
+    fn applying_a_plan_converges(case in case(), force in any::<bool>()) {
+        let options = PlanOptions { force };
+        let first = plan(&state_of(&case), &observe(&case, case.live.clone()), options);
+        let deleted: Vec<GroupId> = first.deletions().map(|(_, g)| g.id.clone()).collect();
+        let ambiguous: Vec<String> = first.accounts[0].items.iter()
+            .filter(|i| matches!(i.blocked, Some(BlockReason::AmbiguousName { .. })))
+            .filter_map(|i| i.name.clone())
+            .collect();
+        let after: Vec<ObservedGroup> = case.live.iter().filter(|g| !deleted.contains(&g.id)).cloned().collect();
+        let second = plan(&state_of(&case), &observe(&case, after), options);
+        for (_, group) in second.deletions() {
+            prop_assert!(ambiguous.contains(&group.name), "{} deleted on the second pass", group.name);
+        }
+    }
+}
