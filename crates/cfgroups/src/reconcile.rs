@@ -53,7 +53,7 @@ pub enum Reconciled {
     /// The cycle ran; `applied` is `None` when nothing was executed (a dry run, nothing to
     /// delete, or a stop before the deletions).
     Done {
-        cycle: Cycle,
+        cycle: Box<Cycle>,
         applied: Option<Result<ApplySummary, ApplyError>>,
     },
 }
@@ -176,7 +176,10 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         } else {
             None
         };
-        Ok(Reconciled::Done { cycle, applied })
+        Ok(Reconciled::Done {
+            cycle: Box::new(cycle),
+            applied,
+        })
     }
 }
 

@@ -34,7 +34,7 @@ fn mass_delete_of_2000_groups_across_20_accounts_deletes_exactly_the_absent_grou
     let total = scenario.planned.len();
     assert!(
         out.stdout.contains(&format!(
-            "Apply: {total} deleted, 0 already absent, 0 failed, {} blocked, 0 not started.",
+            "Apply: {total} deleted, 0 already absent, 0 failed, {} blocked, 0 changed since planned, 0 not started.",
             scenario.blocked
         )),
         "{}",

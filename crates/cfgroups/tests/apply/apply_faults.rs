@@ -134,8 +134,8 @@ async fn random_faults_never_delete_outside_the_plan_and_a_rerun_converges() {
     }
 }
 
-/// A delete whose answer is lost after the server acted is retried, finds 404, and counts
-/// as already absent; the journal says so.
+/// A delete whose answer is lost after the server acted is retried, finds 404, has that
+/// 404 confirmed by a GET, and counts as already absent; the journal says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_delete_answer_is_retried_into_already_absent() {
     let scenario = scenario(1, 1, false);
@@ -148,7 +148,10 @@ async fn a_lost_delete_answer_is_retried_into_already_absent() {
     assert_eq!(summary.total().already_absent, 1, "{summary:?}");
     assert!(summary.complete());
     assert_eq!(fake.requests().count(Method::DELETE, Route::Delete), 2);
-    assert_eq!(fake.requests().with_status(404), 1);
+    // The retried DELETE's 404, then the confirming GET's (the fresh read before the
+    // DELETE was an exact-name listing: the group is declared by name).
+    assert_eq!(fake.requests().with_status(404), 2);
+    assert_eq!(fake.requests().count(Method::GET, Route::Get), 1);
     scenario.assert_converged(&fake.state());
     let contents = journal::read(journal.path()).unwrap();
     assert!(contents.records.iter().any(|r| matches!(
@@ -185,14 +188,36 @@ async fn a_listing_that_keeps_failing_deletes_nothing_in_that_account() {
 }
 
 /// A DELETE that took effect but whose answer was lost, and whose retry then failed, is
-/// recorded as failed; the next apply's listing no longer shows the group and settles the
-/// journal: the group is recorded as deleted, and nothing is sent for it again.
+/// confirmed by a GET: the group is gone, so it is recorded as deleted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_took_effect_but_failed_is_confirmed_deleted_by_a_get() {
+    let scenario = scenario(1, 1, false);
+    let fake = start_fake(scenario.state.clone()).await;
+    fake.inject(Fault::DropConnectionAfterApply.on(Route::Delete));
+    fake.inject(Fault::SuccessFalse.on(Route::Delete));
+    let dir = tempfile::tempdir().unwrap();
+    let desired = cfgroups::config::load(&write_config(dir.path(), &scenario.configs)).unwrap();
+    let journal = Arc::new(Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap());
+    let (_, summary) = apply_once(&desired, &client(&fake), &journal, 1).await;
+    assert_eq!(summary.total().deleted, 1, "{summary:?}");
+    assert!(summary.complete());
+    scenario.assert_converged(&fake.state());
+    fake.shutdown().await;
+}
+
+/// A DELETE that took effect but whose answer was lost, whose retry then failed, and whose
+/// confirming GET could not answer either, is recorded as failed; the next apply's listing
+/// no longer shows the group and settles the journal: the group is recorded as deleted, and
+/// nothing is sent for it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_that_took_effect_but_failed_is_settled_by_the_next_listing() {
     let scenario = scenario(1, 1, false);
     let fake = start_fake(scenario.state.clone()).await;
     fake.inject(Fault::DropConnectionAfterApply.on(Route::Delete));
     fake.inject(Fault::SuccessFalse.on(Route::Delete));
+    // The confirmation after the DELETE never gets an answer (the fresh read before it is
+    // an exact-name listing: the group is declared by name).
+    fake.inject(Fault::Status(500).on(Route::Get).times(6));
     let dir = tempfile::tempdir().unwrap();
     let desired = cfgroups::config::load(&write_config(dir.path(), &scenario.configs)).unwrap();
     let journal = Arc::new(Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap());
