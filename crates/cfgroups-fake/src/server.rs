@@ -324,10 +324,8 @@ fn alter_list(result: &mut Payload, fault: &Fault) {
             let total = i64::try_from(info.total_count).unwrap_or(i64::MAX);
             info.total_count = u64::try_from(total.saturating_add(*delta).max(0)).unwrap_or(0);
         }
-        Fault::DropItem => {
-            if items.pop().is_some() {
-                info.count = info.count.saturating_sub(1);
-            }
+        Fault::DropItem if items.pop().is_some() => {
+            info.count = info.count.saturating_sub(1);
         }
         _ => {}
     }

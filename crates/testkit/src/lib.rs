@@ -11,6 +11,7 @@
 //! - [`scenario`]: accounts full of groups to delete, and checks over the fake's state and
 //!   the journal;
 //! - [`seeded`]: seeded randomness and run sizes taken from the environment;
+//! - [`measure`]: the benchmarks' wall times, peak memory, medians and targets;
 //! - [`client`]: the product's HTTP client pointed at a fake, recording every attempt;
 //! - [`daemon`]: `cfgroups run` against the fake: its JSON log, its health and metrics
 //!   server, signals, and its memory and CPU from `/proc`.
@@ -22,6 +23,7 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod fake;
+pub mod measure;
 pub mod paths;
 pub mod scenario;
 pub mod seeded;
