@@ -63,6 +63,9 @@ pub enum BlockReason {
     OverMaxDeletes { planned: usize, max: u32 },
     /// Two declarations name the same live group with different states.
     ConflictingDeclarations,
+    /// Not declared itself, but its name is the name a declaration gives another group (by
+    /// id); pruning it would be a guess about which group the file means.
+    NameOfAnotherDeclaredGroup { declared_id: GroupId },
 }
 
 /// One group's line in the plan.
@@ -304,9 +307,6 @@ fn plan_account(
     // Which declaration state claimed each live group; a group claimed twice with different
     // states is a conflict and is never deleted.
     let mut claimed: HashMap<&GroupId, GroupState> = HashMap::with_capacity(groups.len());
-    // Live groups two declarations disagree on: whichever declaration would delete them is
-    // blocked too.
-    let mut conflicted: HashSet<&GroupId> = HashSet::new();
     let mut items = Vec::with_capacity(groups.len() + account.groups.len());
 
     for declared in account.groups.iter().filter(|g| g.id.is_some()) {
@@ -347,17 +347,11 @@ fn plan_account(
     for declared in account.groups.iter().filter(|g| g.id.is_none()) {
         let Some(name) = &declared.name else { continue };
         let matches = by_name.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let disagreeing: Vec<&GroupId> = matches
-            .iter()
-            .filter(|g| {
-                claimed
-                    .get(&g.id)
-                    .is_some_and(|state| *state != declared.state)
-            })
-            .map(|g| &g.id)
-            .collect();
-        let conflict = !disagreeing.is_empty();
-        conflicted.extend(disagreeing);
+        let conflict = matches.iter().any(|g| {
+            claimed
+                .get(&g.id)
+                .is_some_and(|state| *state != declared.state)
+        });
         let overlap = matches.iter().any(|g| claimed.contains_key(&g.id));
         for live in matches {
             claimed.entry(&live.id).or_insert(declared.state);
@@ -411,8 +405,34 @@ fn plan_account(
         });
     }
 
+    // Names that declarations bind to an id: a group of such a name that no declaration
+    // claims is not the group the file speaks of, but pruning it would still be a guess.
+    let bound_names: HashMap<&str, &GroupId> = account
+        .groups
+        .iter()
+        .filter_map(|d| Some((d.name.as_deref()?, d.id.as_ref()?)))
+        .collect();
     let mut ignored = 0;
     for live in groups.iter().filter(|g| !claimed.contains_key(&g.id)) {
+        if let Some(declared_id) = bound_names.get(live.name.as_str()) {
+            let reason = BlockReason::NameOfAnotherDeclaredGroup {
+                declared_id: (*declared_id).clone(),
+            };
+            match account.unmanaged {
+                UnmanagedPolicy::Ignore => ignored += 1,
+                UnmanagedPolicy::Report => items.push(PlanItem {
+                    note: Some(format!(
+                        "a declaration gives this name to group {declared_id}"
+                    )),
+                    ..item(Action::Unmanaged, Cause::NotDeclared, live)
+                }),
+                UnmanagedPolicy::Delete => items.push(blocked(
+                    item(Action::Delete, Cause::NotDeclared, live),
+                    reason,
+                )),
+            }
+            continue;
+        }
         match account.unmanaged {
             UnmanagedPolicy::Ignore => ignored += 1,
             UnmanagedPolicy::Report => {
@@ -424,12 +444,31 @@ fn plan_account(
         }
     }
 
-    for item in items.iter_mut().filter(|i| {
-        i.action == Action::Delete && i.id.as_ref().is_some_and(|id| conflicted.contains(id))
-    }) {
-        item.action = Action::Blocked;
-        item.blocked = Some(BlockReason::ConflictingDeclarations);
-        item.note = Some("another declaration gives this group another state".into());
+    // A group that any declaration, by its id or by its name, wants present is never
+    // deleted, whichever other declaration would delete it: two declarations disagree.
+    let present_ids: HashSet<&GroupId> = account
+        .groups
+        .iter()
+        .filter(|d| d.state == GroupState::Present)
+        .filter_map(|d| d.id.as_ref())
+        .collect();
+    let present_names: HashSet<&str> = account
+        .groups
+        .iter()
+        .filter(|d| d.state == GroupState::Present)
+        .filter_map(|d| d.name.as_deref())
+        .collect();
+    for item in items.iter_mut().filter(|i| i.action == Action::Delete) {
+        let wanted = item.id.as_ref().is_some_and(|id| present_ids.contains(id))
+            || item
+                .name
+                .as_deref()
+                .is_some_and(|name| present_names.contains(name));
+        if wanted {
+            item.action = Action::Blocked;
+            item.blocked = Some(BlockReason::ConflictingDeclarations);
+            item.note = Some("another declaration wants this group present".into());
+        }
     }
 
     let planned = items.iter().filter(|i| i.action == Action::Delete).count();

@@ -126,6 +126,9 @@ fn blocked_text(reason: &BlockReason) -> String {
             format!("{planned} deletions planned, max_deletes is {max}")
         }
         BlockReason::ConflictingDeclarations => "conflicting declarations".to_owned(),
+        BlockReason::NameOfAnotherDeclaredGroup { declared_id } => format!(
+            "its name is declared for group {declared_id}; declare this group by id to decide"
+        ),
     }
 }
 

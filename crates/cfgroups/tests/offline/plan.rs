@@ -278,9 +278,15 @@ fn a_failed_listing_plans_nothing() {
 }
 
 // ---- properties -------------------------------------------------------------------------
+//
+// The oracle below restates the design's deletion rules (../shared/design.md: safety rules
+// 1, 2, 4 and 5, and "with an id, the name must match too") from scratch, with a matcher of
+// its own for `protect`: it shares no code with the planner, so a planner that breaks a rule
+// cannot also bend the check.
 
 /// The id of group 1, so that protection by id is exercised too.
 const PROTECTED_ID: &str = "00000000000000000000000000000001";
+/// Few names for many groups: namesakes, conflicts and protected names come up often.
 const NAMES: [&str; 5] = ["alpha", "beta", "gamma", "delta", "SCIM-x"];
 
 #[derive(Debug, Clone)]
@@ -291,6 +297,56 @@ struct Case {
     max_deletes: u32,
     protect: Vec<String>,
     listing_fails: bool,
+}
+
+/// `protect` patterns as the design describes them (a name, an id, or a glob with `*`),
+/// matched without the product's matcher. The generator only uses exact names, one exact id
+/// and one trailing-`*` glob.
+fn protected_by_design(protect: &[String], group: &ObservedGroup) -> bool {
+    protect
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => group.name.starts_with(prefix),
+            None => *pattern == group.name || *pattern == group.id.as_str(),
+        })
+}
+
+/// Why the design forbids deleting `group` in this case, or `None` when it allows it.
+fn forbidden(case: &Case, group: &ObservedGroup) -> Option<&'static str> {
+    if case.listing_fails {
+        return Some("the listing failed (rule 1)");
+    }
+    if protected_by_design(&case.protect, group) {
+        return Some("protected (rule 4)");
+    }
+    // Every declaration that speaks of this group, by its id or by its name.
+    let mentions: Vec<&DesiredGroup> = case
+        .declared
+        .iter()
+        .filter(|d| d.id.as_ref() == Some(&group.id) || d.name.as_ref() == Some(&group.name))
+        .collect();
+    if mentions.is_empty() {
+        return (case.policy != UnmanagedPolicy::Delete)
+            .then_some("not declared, and the account does not prune (rule 2)");
+    }
+    if mentions.iter().any(|d| d.state == GroupState::Present) {
+        return Some("a declaration says present");
+    }
+    // "With an id, the name must match too, or the delete is blocked."
+    let mismatch = mentions.iter().any(|d| {
+        d.id.as_ref() == Some(&group.id) && d.name.as_ref().is_some_and(|n| *n != group.name)
+    });
+    if mismatch {
+        return Some("declared by id under another name");
+    }
+    let namesakes = case.live.iter().filter(|g| g.name == group.name).count();
+    let exact = mentions.iter().any(|d| match (&d.id, &d.name) {
+        (Some(id), Some(name)) => *id == group.id && *name == group.name,
+        (Some(id), None) => *id == group.id,
+        (None, Some(_)) => namesakes == 1,
+        (None, None) => false,
+    });
+    (!exact).then_some("no declaration names it unambiguously (rule 4)")
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -321,7 +377,6 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(
             |(live, decls, policy, max_deletes, protect, listing_fails)| {
                 let protect: Vec<String> = protect.into_iter().map(str::to_owned).collect();
-                let compiled = Protect::new(protect.clone()).unwrap();
                 let mut declared: Vec<DesiredGroup> = Vec::new();
                 for (name, id, absent) in decls {
                     let group = DesiredGroup {
@@ -333,22 +388,7 @@ fn case() -> impl Strategy<Value = Case> {
                             GroupState::Present
                         },
                     };
-                    // Keep only what the loader would accept: named somehow, unique, and never
-                    // both protected and absent.
-                    let duplicate = declared.iter().any(|d| {
-                        (d.name.is_some() && d.name == group.name)
-                            || (d.id.is_some() && d.id == group.id)
-                    });
-                    let protected_absent = group.state == GroupState::Absent
-                        && compiled
-                            .matching(group.id.as_ref(), group.name.as_deref())
-                            .is_some();
-                    if (group.name.is_some() || group.id.is_some())
-                        && !duplicate
-                        && !protected_absent
-                    {
-                        declared.push(group);
-                    }
+                    declared.push(group);
                 }
                 Case {
                     declared,
@@ -360,6 +400,33 @@ fn case() -> impl Strategy<Value = Case> {
                 }
             },
         )
+        // Only what the loader accepts: every declaration named somehow, no name or id twice,
+        // nothing both protected and absent. The loader's own checks are tested elsewhere.
+        .prop_map(|mut case| {
+            let protect = case.protect.clone();
+            let mut kept: Vec<DesiredGroup> = Vec::new();
+            for group in case.declared {
+                let duplicate = kept.iter().any(|d| {
+                    (d.name.is_some() && d.name == group.name)
+                        || (d.id.is_some() && d.id == group.id)
+                });
+                let protected_absent = group.state == GroupState::Absent
+                    && protect.iter().any(|p| match p.strip_suffix('*') {
+                        Some(prefix) => {
+                            group.name.as_deref().is_some_and(|n| n.starts_with(prefix))
+                        }
+                        None => {
+                            group.name.as_deref() == Some(p.as_str())
+                                || group.id.as_ref().map(GroupId::as_str) == Some(p.as_str())
+                        }
+                    });
+                if (group.name.is_some() || group.id.is_some()) && !duplicate && !protected_absent {
+                    kept.push(group);
+                }
+            }
+            case.declared = kept;
+            case
+        })
 }
 
 fn state_of(case: &Case) -> DesiredState {
@@ -387,65 +454,74 @@ fn observe(case: &Case, live: Vec<ObservedGroup>) -> Observed {
     [(account(0), listing)].into_iter().collect()
 }
 
-/// 2000 cases each; failures are kept in `plan.proptest-regressions` beside this file (the
-/// default would put them under `tests/proptest-regressions/`, this binary's `main.rs` being
-/// taken for a crate root) and replayed first on every run.
+/// 2000 cases each (`PROPTEST_CASES=N` for a longer run); failures are kept in
+/// `plan.proptest-regressions` beside this file (the default would put them under
+/// `tests/proptest-regressions/`, this binary's `main.rs` being taken for a crate root) and
+/// replayed first on every run.
 fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(2000);
     ProptestConfig {
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
-        ..ProptestConfig::with_cases(2000)
+        ..ProptestConfig::with_cases(cases)
     }
 }
 
 proptest! {
     #![proptest_config(config())]
 
+    /// Every planned deletion is one the design allows.
     #[test]
-    fn only_absent_or_pruned_groups_are_ever_deleted(case in case(), force in any::<bool>()) {
+    fn every_deletion_is_allowed_by_the_rules(case in case(), force in any::<bool>()) {
         let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force });
         for (_, group) in p.deletions() {
-            let by_id = case.declared.iter().find(|d| d.id.as_ref() == Some(&group.id));
-            let by_name = case.declared.iter().find(|d| d.id.is_none() && d.name.as_ref() == Some(&group.name));
-            match (by_id, by_name) {
-                (Some(d), _) => prop_assert_eq!(d.state, GroupState::Absent),
-                (None, Some(d)) => prop_assert_eq!(d.state, GroupState::Absent),
-                (None, None) => prop_assert_eq!(case.policy, UnmanagedPolicy::Delete),
-            }
+            prop_assert!(forbidden(&case, group).is_none(),
+                "{:?} deleted although {}", group.name, forbidden(&case, group).unwrap_or_default());
         }
     }
 
+    /// The converse: the planner does not block what the rules allow (without it, a planner
+    /// that deletes nothing would pass). Only without `max_deletes` in the way.
     #[test]
-    fn protected_groups_are_never_deleted(case in case(), force in any::<bool>()) {
-        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force });
-        let protect = Protect::new(case.protect.clone()).unwrap();
-        for (_, group) in p.deletions() {
-            prop_assert!(protect.matching(Some(&group.id), Some(&group.name)).is_none());
+    fn every_allowed_deletion_is_planned(mut case in case()) {
+        case.max_deletes = u32::MAX;
+        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions::default());
+        let planned: Vec<&GroupId> = p.deletions().map(|(_, g)| &g.id).collect();
+        for group in case.live.iter().filter(|g| forbidden(&case, g).is_none()) {
+            prop_assert!(planned.contains(&&group.id), "{:?} is allowed but not planned", group.name);
         }
     }
 
+    /// Rule 1 with something at stake: the same case listed successfully would delete; with
+    /// the listing failed, nothing is planned.
     #[test]
     fn a_failed_listing_plans_no_deletion(mut case in case()) {
+        case.listing_fails = false;
+        case.max_deletes = u32::MAX;
+        case.live.push(live(13, "omega"));
+        case.declared.push(DesiredGroup { name: None, id: Some(gid(13)), state: GroupState::Absent });
+        let listed = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force: true });
+        prop_assert!(listed.deletions().count() > 0);
         case.listing_fails = true;
-        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force: true });
-        prop_assert_eq!(p.deletions().count(), 0);
+        let failed = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force: true });
+        prop_assert_eq!(failed.deletions().count(), 0);
+        prop_assert_eq!(failed.summary().listing_failed, 1);
     }
 
+    /// Rule 5: more candidates than `max_deletes` blocks all of them, not some.
     #[test]
-    fn deletions_stay_within_max_deletes_unless_forced(case in case()) {
+    fn over_max_deletes_nothing_is_deleted_and_forced_everything_is(case in case()) {
+        let forced = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force: true });
+        let candidates = forced.deletions().count();
         let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions::default());
-        prop_assert!(p.deletions().count() <= case.max_deletes as usize);
-    }
-
-    #[test]
-    fn a_name_that_matches_several_groups_deletes_none_of_them(case in case(), force in any::<bool>()) {
-        let p = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force });
-        for (_, group) in p.deletions() {
-            let declared_by_id = case.declared.iter().any(|d| d.id.as_ref() == Some(&group.id));
-            let namesakes = case.live.iter().filter(|g| g.name == group.name).count();
-            let by_name = case.declared.iter().any(|d| d.id.is_none() && d.name.as_ref() == Some(&group.name));
-            prop_assert!(declared_by_id || !by_name || namesakes == 1);
+        if candidates > case.max_deletes as usize {
+            prop_assert_eq!(p.deletions().count(), 0);
+        } else {
+            prop_assert_eq!(p.deletions().count(), candidates);
         }
     }
 
