@@ -3,7 +3,8 @@
 //!    and re-apply the plan's rules to what comes back ([`crate::plan::recheck`]): a plan
 //!    can be minutes old, and a group renamed, protected or joined by a namesake since is
 //!    not deleted;
-//! 2. back up its members, and journal the intent with the fresh group (synced to disk);
+//! 2. back up its members, and journal the intent with the fresh group (synced to disk; a
+//!    backup identical to the group's latest one is journaled as a reference to it);
 //! 3. send the DELETE; an answer that does not settle whether the group is gone (a 404, an
 //!    error) is confirmed with a GET before it is believed;
 //! 4. journal the outcome.
@@ -254,12 +255,11 @@ impl<W: GroupWriter> Deletion<'_, W> {
         if self.halt.is_cancelled() {
             return Ok(None);
         }
-        self.append(Record::Intent {
-            at: journal::now(),
-            run: self.run_id.to_owned(),
-            account: account.clone(),
-            group: fresh.clone(),
-            members,
+        let (run, intent_account, group) = (self.run_id.to_owned(), account.clone(), fresh.clone());
+        self.journaled(move |journal| {
+            journal
+                .append_intent(&run, &intent_account, &group, members)
+                .map(drop)
         })
         .await?;
         let answer = self.writer.delete_group(account, &fresh.id).await;
@@ -275,14 +275,15 @@ impl<W: GroupWriter> Deletion<'_, W> {
                 tracing::warn!(%account, group = %fresh.id, %error, "delete failed");
             }
         }
-        self.append(Record::Outcome {
+        let record = Record::Outcome {
             at: journal::now(),
             run: self.run_id.to_owned(),
             account: account.clone(),
             group_id: fresh.id.clone(),
             outcome: outcome.clone(),
-        })
-        .await?;
+        };
+        self.journaled(move |journal| journal.append(&record))
+            .await?;
         Ok(Some(outcome))
     }
 
@@ -360,10 +361,13 @@ impl<W: GroupWriter> Deletion<'_, W> {
     }
 
     /// Appends off the async threads: the append waits for the disk.
-    async fn append(&self, record: Record) -> Result<(), JournalError> {
+    async fn journaled(
+        &self,
+        append: impl FnOnce(&Journal) -> Result<(), JournalError> + Send + 'static,
+    ) -> Result<(), JournalError> {
         let journal = Arc::clone(self.journal);
         let path = journal.path().to_owned();
-        tokio::task::spawn_blocking(move || journal.append(&record))
+        tokio::task::spawn_blocking(move || append(&journal))
             .await
             .unwrap_or_else(|join| {
                 Err(JournalError::Io {

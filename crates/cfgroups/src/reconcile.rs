@@ -53,6 +53,7 @@ pub enum Reconciled {
     /// The cycle ran; `applied` is `None` when nothing was executed (a dry run, nothing to
     /// delete, or a stop before the deletions).
     Done {
+        /// Boxed: a cycle is large, and `Abandoned` carries nothing.
         cycle: Box<Cycle>,
         applied: Option<Result<ApplySummary, ApplyError>>,
     },
@@ -234,6 +235,8 @@ mod tests {
         LyingNotFound,
         /// Deletes, then answers with an error (the answer was lost and the retry failed).
         FailedButDone,
+        /// Refuses every DELETE (a SCIM-managed group): HTTP 403, for good.
+        Refused,
     }
 
     /// One account's groups in memory, a log of what was done, and what the journal held
@@ -343,12 +346,18 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((group.clone(), journaled));
-            let crash = self
-                .crash
-                .lock()
-                .unwrap()
-                .remove(group)
-                .unwrap_or(Crash::No);
+            let crash = {
+                let mut crashes = self.crash.lock().unwrap();
+                match crashes.get(group) {
+                    Some(Crash::Refused) => Crash::Refused,
+                    _ => crashes.remove(group).unwrap_or(Crash::No),
+                }
+            };
+            if crash == Crash::Refused {
+                return DeletionOutcome::Failed {
+                    error: "HTTP 403: SCIM-managed".to_owned(),
+                };
+            }
             if !matches!(crash, Crash::BeforeDelete | Crash::LyingNotFound) {
                 self.groups.lock().unwrap().retain(|g| g.id != *group);
             }
@@ -362,7 +371,7 @@ mod tests {
                 Crash::FailedButDone => DeletionOutcome::Failed {
                     error: "connection reset".to_owned(),
                 },
-                Crash::No => DeletionOutcome::Deleted,
+                Crash::No | Crash::Refused => DeletionOutcome::Deleted,
             }
         }
 
@@ -497,13 +506,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
         let api = MemoryApi::new(vec![group(2, "Gone A"), group(3, "Gone B")], &path);
-        let cycle = pipeline(&api, &path).observe(&desired()).await.unwrap();
-        // A journal on a full disk: every append fails.
-        let full = pipeline(&api, Path::new("/dev/full"));
-        let result = full
+        let pipeline = pipeline(&api, &path);
+        let cycle = pipeline.observe(&desired()).await.unwrap();
+        // The journal's path now names another file: every append is refused.
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, "").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let result = pipeline
             .execute(&cycle, &CancellationToken::new(), &|_| {})
             .await;
-        assert!(matches!(result, Err(ApplyError::Journal(_))), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(ApplyError::Journal(JournalError::Replaced { .. }))
+            ),
+            "{result:?}"
+        );
         assert!(
             api.deletes.lock().unwrap().is_empty(),
             "deleted without a backup"
@@ -637,5 +655,43 @@ mod tests {
         let applied = plan_then(&api, &path, &desired(), |groups| groups.clear()).await;
         assert_eq!(applied.total().already_absent, 2, "{applied:?}");
         assert!(api.deletes.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_that_is_never_deleted_has_its_unchanged_backup_journaled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let scim = group(2, "Gone A");
+        let api = MemoryApi::new(vec![scim.clone()], &path);
+        api.crash
+            .lock()
+            .unwrap()
+            .insert(scim.id.clone(), Crash::Refused);
+        let pipeline = pipeline(&api, &path);
+        let never = CancellationToken::new();
+        for _ in 0..5 {
+            let cycle = pipeline.observe(&desired()).await.unwrap();
+            let applied = pipeline.execute(&cycle, &never, &|_| {}).await.unwrap();
+            assert_eq!(applied.total().failed, 1);
+        }
+        let records = journal::read(&path).unwrap().records;
+        let full = records
+            .iter()
+            .filter(|r| matches!(r, Record::Intent { .. }))
+            .count();
+        let references = records
+            .iter()
+            .filter(|r| matches!(r, Record::IntentRef { .. }))
+            .count();
+        assert_eq!((full, references), (1, 4), "{records:#?}");
+        // A changed group is backed up in full again.
+        api.groups.lock().unwrap()[0].policies = Some(raw(json!([{"access": "deny"}])));
+        let cycle = pipeline.observe(&desired()).await.unwrap();
+        pipeline.execute(&cycle, &never, &|_| {}).await.unwrap();
+        let records = journal::read(&path).unwrap().records;
+        assert!(matches!(
+            records.iter().rev().find(|r| r.is_intent()),
+            Some(Record::Intent { .. })
+        ));
     }
 }

@@ -146,17 +146,38 @@ pub fn journal(state_dir: &Path) -> Contents {
 }
 
 /// Asserts the journal holds, for every planned group, an intent with the group as the fake
-/// held it (name, policies) and its members, and a `deleted` or `already_absent` outcome of
-/// the same run; and no other intent.
+/// held it (name, policies) and its members (or a reference to such an earlier backup of
+/// the group), and a `deleted` or `already_absent` outcome of the same run; and no other
+/// intent.
 pub fn assert_journal_covers(contents: &Contents, scenario: &Scenario) {
     let before = groups_by_id(&scenario.state);
     let mut intents = BTreeMap::new();
+    let mut backups = BTreeSet::new();
     for record in &contents.records {
+        if let Record::IntentRef {
+            run,
+            account,
+            group_id,
+            backup_sha256,
+            ..
+        } = record
+        {
+            let key = (account.clone(), group_id.clone());
+            assert!(
+                backups.contains(&(key.clone(), backup_sha256.clone())),
+                "a reference to a backup not journaled before: {key:?}"
+            );
+            intents
+                .entry(key)
+                .or_insert_with(Vec::new)
+                .push(run.clone());
+        }
         if let Record::Intent {
             run,
             account,
             group,
             members,
+            backup_sha256,
             ..
         } = record
         {
@@ -182,6 +203,9 @@ pub fn assert_journal_covers(contents: &Contents, scenario: &Scenario) {
             ids.sort();
             live_ids.sort();
             assert_eq!(ids, live_ids, "members of {}", group.id);
+            if let Some(hash) = backup_sha256 {
+                backups.insert((key.clone(), hash.clone()));
+            }
             intents
                 .entry(key)
                 .or_insert_with(Vec::new)
@@ -206,12 +230,12 @@ pub fn assert_journal_covers(contents: &Contents, scenario: &Scenario) {
                 .records
                 .iter()
                 .filter_map(|r| match r {
-                    Record::Intent {
-                        run,
-                        account,
-                        group,
-                        ..
-                    } if *account == key.0 && group.id == key.1 => Some(format!("intent {run}")),
+                    Record::Intent { run, account, .. }
+                    | Record::IntentRef { run, account, .. }
+                        if *account == key.0 && *r.group_id() == key.1 =>
+                    {
+                        Some(format!("intent {run}"))
+                    }
                     Record::Outcome {
                         run,
                         account,
@@ -267,8 +291,10 @@ pub fn assert_every_deletion_was_journaled_first(
         .filter(|k| !left.contains_key(k))
     {
         assert!(
-            contents.records.iter().any(|r| matches!(r,
-                Record::Intent { account, group, .. } if *account == key.0 && group.id == key.1)),
+            contents
+                .records
+                .iter()
+                .any(|r| r.is_intent() && *r.account() == key.0 && *r.group_id() == key.1),
             "{key:?} was deleted without an intent in the journal"
         );
     }

@@ -8,7 +8,7 @@ use super::output::print_out;
 use super::{Exit, JournalArgs, JournalFormat, RestoreArgs, StateArgs, connect};
 use crate::journal::{self, JOURNAL_FILE, Journal, Record};
 use crate::model::{DeletionOutcome, GroupId};
-use crate::restore::{self, RestoreStep};
+use crate::restore::{self, RestoreOptions, RestoreStep};
 use crate::state_dir;
 
 fn journal_path(explicit: &Option<PathBuf>, state: &StateArgs) -> PathBuf {
@@ -22,11 +22,10 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Exit> {
     let contents = journal::read(&path)?;
     let wanted =
         |account: &crate::model::AccountId| args.account.as_ref().is_none_or(|a| a == account);
-    let records = contents.records.iter().filter(|record| match record {
-        Record::Intent { account, .. }
-        | Record::Outcome { account, .. }
-        | Record::Restore { account, .. } => wanted(account),
-    });
+    let records = contents
+        .records
+        .iter()
+        .filter(|record| wanted(record.account()));
     let mut text = String::new();
     match args.output {
         JournalFormat::Json => {
@@ -47,7 +46,19 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Exit> {
         }
     }
     print_out(&text)?;
-    Ok(Exit::Success)
+    // A damaged line may have held a backup: never skipped without a word.
+    for line in &contents.unreadable {
+        eprintln!(
+            "error: {}: line {line} is not a readable record (damaged, or torn by a crash); \
+             a backup on it cannot be restored by cfgroups",
+            path.display()
+        );
+    }
+    Ok(if contents.unreadable.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }
 
 fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &DeletionOutcome>) -> String {
@@ -58,6 +69,7 @@ fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &DeletionOutco
             account,
             group,
             members,
+            ..
         } => {
             // The latest word: a failed delete may be settled later by a listing.
             let outcome = outcomes
@@ -73,9 +85,34 @@ fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &DeletionOutco
                 group.id, group.name
             )
         }
+        Record::IntentRef {
+            at,
+            run,
+            account,
+            group_id,
+            name,
+            backup_sha256,
+        } => {
+            let outcome = outcomes
+                .get(&(run.as_str(), group_id))
+                .map(|outcome| format!("{outcome:?}"))
+                .unwrap_or_else(|| "NO OUTCOME (interrupted)".to_owned());
+            let short = backup_sha256.get(..12).unwrap_or(backup_sha256);
+            format!(
+                "{at}  run {run}  account {account}  delete {group_id} {name:?}: {outcome}; \
+                 backup unchanged (sha256 {short}…, journaled earlier)"
+            )
+        }
         Record::Outcome {
             at, run, group_id, ..
         } => format!("{at}  run {run}  outcome for {group_id}"),
+        Record::RestoreStarted {
+            at,
+            run,
+            account,
+            group_id,
+            name,
+        } => format!("{at}  run {run}  account {account}  restore {group_id} {name:?} started"),
         Record::Restore {
             at,
             run,
@@ -98,22 +135,69 @@ fn describe(record: &Record, outcomes: &HashMap<(&str, &GroupId), &DeletionOutco
 
 pub async fn restore(args: &RestoreArgs) -> anyhow::Result<Exit> {
     let path = journal_path(&args.journal, &args.state);
+    let desired = args
+        .config
+        .as_deref()
+        .map(crate::config::load)
+        .transpose()?;
     // Opened before anything is created: a restore that cannot be recorded is not started.
     let journal = Journal::open(&path)?;
     let client = connect::client(&args.api)?;
-    let restored = restore::restore(&journal, &args.group, args.again, &client).await?;
-    if let RestoreStep::AddMembers(new_id) = &restored.step {
-        eprintln!(
+    let options = RestoreOptions {
+        again: args.again,
+        desired: desired.as_ref(),
+    };
+    let restored = restore::restore(&journal, &args.group, options, &client).await?;
+    match &restored.step {
+        RestoreStep::AddMembers(new_id) => eprintln!(
             "Group {} was already recreated as {new_id}, without its members: added them.",
             args.group
-        );
+        ),
+        RestoreStep::Adopt(new_id) => eprintln!(
+            "An earlier restore of group {} created it as {new_id} without recording the \
+             answer: adopted that group instead of creating another.",
+            args.group
+        ),
+        RestoreStep::Create => {}
     }
     if !restored.members_backed_up {
         eprintln!("The backup has no members (it was taken with --no-backup-members).");
     }
+    for warning in &restored.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let warned = match restored.warnings.len() {
+        0 => String::new(),
+        n => format!(" ({n} warning(s) above)"),
+    };
     print_out(&format!(
-        "Restored group {:?} in account {} as {} with {} member(s).\n",
+        "Restored group {:?} in account {} as {} with {} member(s).{warned}\n",
         restored.name, restored.account, restored.new_group_id, restored.members
     ))?;
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_with_a_damaged_line_is_reported_and_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let intent = r#"{"type":"intent","at":"2026-01-01T00:00:00Z","run":"r1","account":"023e105f4ecef8ad9ca31a8372d0c353","group":{"id":"00000000000000000000000000000001","name":"G"},"members":[]}"#;
+        let damaged = r#"{"type":"intent","at":"2026-01-01T00:00:00Z","run":"r2","account":"#;
+        std::fs::write(&path, format!("{intent}\n{damaged}\n{intent}")).unwrap();
+        let args = |output| JournalArgs {
+            state: StateArgs { state_dir: None },
+            journal: Some(path.clone()),
+            account: None,
+            output,
+        };
+        for output in [JournalFormat::Text, JournalFormat::Json] {
+            assert_eq!(show(&args(output)).unwrap(), Exit::Failed);
+        }
+        std::fs::write(&path, format!("{intent}\n")).unwrap();
+        assert_eq!(show(&args(JournalFormat::Text)).unwrap(), Exit::Success);
+    }
 }

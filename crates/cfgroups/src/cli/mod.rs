@@ -86,17 +86,26 @@ pub enum Command {
     ))]
     Run(RunArgs),
     /// List what the journal recorded: deletions, their outcomes, restores.
-    #[command(
-        after_help = "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353"
-    )]
+    #[command(after_help = concat!(
+        "Example:\n  cfgroups journal --account 023e105f4ecef8ad9ca31a8372d0c353\n\n",
+        "Every line that is not a readable record (damaged, or torn by a crash) is reported on\n",
+        "stderr with its number. A journal over 1 GiB, or with a line over 64 MiB, is refused.\n\n",
+        "Exit codes:\n  0  every line was read\n  1  error, or some line could not be read",
+    ))]
     Journal(JournalArgs),
     /// Recreate a deleted group from its journal backup: name, policies, then members.
     #[command(after_help = concat!(
         "Example:\n  cfgroups restore --group 3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a\n\n",
         "Only a group whose deletion the journal records as done is restored, and only once:\n",
-        "a second restore is refused unless --again is given. The restore is journaled as soon\n",
-        "as the group exists; if adding its members then fails, re-running the same command\n",
-        "adds them to that group instead of creating another.",
+        "a second restore is refused unless --again is given. One restore runs at a time (a\n",
+        "lock file beside the journal). \"Restore started\" is journaled before the create\n",
+        "request; if its answer is lost, the next restore looks the group up by name and adopts\n",
+        "the one created after the deletion, or refuses when it cannot tell. The restore is\n",
+        "journaled as soon as the group exists; if adding its members then fails, re-running the\n",
+        "same command adds them to that group instead of creating another. A policy without\n",
+        "`access` is refused. Warnings (stderr): a group with that name exists already; the\n",
+        "--config given would delete the restored group again.\n\n",
+        "Exit codes:\n  0  restored\n  1  error: nothing to restore, a damaged backup line, a refused or failed request",
     ))]
     Restore(RestoreArgs),
     /// Write what a source lists as a desired-state file (every group `present`, so planning
@@ -313,9 +322,14 @@ pub struct RestoreArgs {
     /// Read the backup from this journal file instead of the state directory's.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
-    /// Create another copy of a group the journal records as already restored.
+    /// Create another copy of a group the journal records as already restored, or whose
+    /// earlier restore never learned whether its create succeeded.
     #[arg(long)]
     pub again: bool,
+    /// The desired-state file or directory: warn when it would delete the restored group
+    /// again (declared absent by name, or unmanaged under `unmanaged: delete`).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

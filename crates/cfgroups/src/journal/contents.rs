@@ -1,5 +1,5 @@
-//! Questions asked of a journal read back: which deletions are unsettled, which failed,
-//! which backup restores a group, and whether it was restored already.
+//! A whole journal read back, for people (`cfgroups journal`) and tests: its records, the
+//! lines that could not be read, and the questions asked of them.
 
 use std::collections::HashMap;
 
@@ -10,7 +10,7 @@ use crate::model::{AccountId, DeletionOutcome, GroupId};
 #[derive(Debug, Default)]
 pub struct Contents {
     pub records: Vec<Record>,
-    /// 1-based numbers of lines that are not records (a line torn by a crash).
+    /// 1-based numbers of lines that are not records (damaged, or torn by a crash).
     pub unreadable: Vec<usize>,
 }
 
@@ -21,11 +21,8 @@ impl Contents {
         let outcomes = self.latest_outcomes();
         self.records
             .iter()
-            .filter(|record| match record {
-                Record::Intent { run, group, .. } => {
-                    !outcomes.contains_key(&(run.as_str(), &group.id))
-                }
-                _ => false,
+            .filter(|record| {
+                record.is_intent() && !outcomes.contains_key(&(record.run(), record.group_id()))
             })
             .collect()
     }
@@ -48,26 +45,24 @@ impl Contents {
         latest
     }
 
-    /// The latest intent of each group whose latest outcome says the delete failed. The
-    /// group may be gone all the same: a DELETE can take effect while its answer is lost
-    /// (a dropped connection, a timeout) and the retry then fails some other way. Only a
-    /// later listing can tell.
+    /// The latest intent of each group whose latest outcome says the delete failed (the
+    /// group may be gone all the same; only a later listing can tell).
     pub fn failed_deletions(&self) -> Vec<&Record> {
         let latest_outcome = self.latest_outcomes();
         let mut latest_intent: HashMap<(&AccountId, &GroupId), usize> = HashMap::new();
         for (index, record) in self.records.iter().enumerate() {
-            if let Record::Intent { account, group, .. } = record {
-                latest_intent.insert((account, &group.id), index);
+            if record.is_intent() {
+                latest_intent.insert((record.account(), record.group_id()), index);
             }
         }
         let mut failed: Vec<usize> = latest_intent
             .into_values()
-            .filter(|index| match &self.records[*index] {
-                Record::Intent { run, group, .. } => matches!(
-                    latest_outcome.get(&(run.as_str(), &group.id)),
+            .filter(|index| {
+                let record = &self.records[*index];
+                matches!(
+                    latest_outcome.get(&(record.run(), record.group_id())),
                     Some(DeletionOutcome::Failed { .. })
-                ),
-                _ => false,
+                )
             })
             .collect();
         failed.sort_unstable();
@@ -77,40 +72,31 @@ impl Contents {
             .collect()
     }
 
-    /// The latest intent that backed up `group`, for a restore.
+    /// The backup the latest intent of `group` holds or refers to: a full
+    /// [`Record::Intent`]. `None` when there is none, or when the intent refers to a backup
+    /// that is not among the readable records.
     pub fn backup_of(&self, group: &GroupId) -> Option<&Record> {
-        self.records
+        let latest = self
+            .records
             .iter()
-            .rev()
-            .find(|record| matches!(record, Record::Intent { group: g, .. } if g.id == *group))
-    }
-
-    /// The latest outcome recorded for the deletion announced by the intent of `run` and
-    /// `group`; `None` when there is none (the deletion was interrupted).
-    pub fn latest_outcome(&self, run: &str, group: &GroupId) -> Option<&DeletionOutcome> {
-        self.records.iter().rev().find_map(|record| match record {
-            Record::Outcome {
-                run: r,
-                group_id,
-                outcome,
+            .rposition(|record| record.is_intent() && record.group_id() == group)?;
+        match &self.records[latest] {
+            Record::IntentRef {
+                account,
+                backup_sha256: wanted,
                 ..
-            } if r == run && group_id == group => Some(outcome),
-            _ => None,
-        })
-    }
-
-    /// The latest restore record of `group` in `account`.
-    pub fn latest_restore(&self, account: &AccountId, group: &GroupId) -> Option<&Record> {
-        self.records.iter().rev().find(|record| {
-            matches!(record, Record::Restore { account: a, group_id, .. }
-                if a == account && group_id == group)
-        })
+            } => self.records[..latest].iter().rev().find(|record| {
+                matches!(record, Record::Intent { account: a, group: g, backup_sha256: Some(hash), .. }
+                    if a == account && g.id == *group && hash == wanted)
+            }),
+            full => Some(full),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{intent, outcome};
+    use super::super::fixtures::{account, group, intent, outcome};
     use super::*;
 
     #[test]
@@ -120,27 +106,48 @@ mod tests {
         };
         let contents = Contents {
             records: vec![
-                // Group 1: failed, then settled as deleted by a later listing.
                 intent("r1", 1),
                 outcome("r1", 1, failed()),
                 outcome("r1", 1, DeletionOutcome::Deleted),
-                // Group 2: failed in r1, deleted in r2: r1's failure is history.
                 intent("r1", 2),
                 outcome("r1", 2, failed()),
                 intent("r2", 2),
                 outcome("r2", 2, DeletionOutcome::Deleted),
-                // Group 3: failed and never settled.
                 intent("r2", 3),
                 outcome("r2", 3, failed()),
-                // Group 4: no outcome at all (that is `unresolved`).
                 intent("r2", 4),
             ],
             unreadable: Vec::new(),
         };
         let found = contents.failed_deletions();
         assert_eq!(found.len(), 1);
-        assert!(
-            matches!(found[0], Record::Intent { group: g, run, .. } if *g == super::super::fixtures::group(3) && run == "r2")
-        );
+        assert_eq!((found[0].group_id(), found[0].run()), (&group(3).id, "r2"));
+        assert_eq!(contents.unresolved().len(), 1);
+    }
+
+    #[test]
+    fn a_reference_resolves_to_the_backup_it_names() {
+        let full = intent("r1", 1);
+        let Record::Intent {
+            backup_sha256: Some(hash),
+            ..
+        } = &full
+        else {
+            panic!("the fixture is a full intent")
+        };
+        let reference = Record::IntentRef {
+            at: "2026-01-01T00:00:00Z".into(),
+            run: "r2".into(),
+            account: account(),
+            group_id: group(1).id,
+            name: group(1).name,
+            backup_sha256: hash.clone(),
+        };
+        let contents = Contents {
+            records: vec![full.clone(), intent("r1", 2), reference],
+            unreadable: Vec::new(),
+        };
+        assert_eq!(contents.backup_of(&group(1).id), Some(&full));
+        assert_eq!(contents.unresolved().len(), 3);
     }
 }

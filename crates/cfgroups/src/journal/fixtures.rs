@@ -1,6 +1,6 @@
 //! Records for the journal's unit tests.
 
-use super::record::{Record, now};
+use super::record::{Record, backup_sha256, now};
 use crate::model::{AccountId, DeletionOutcome, ObservedGroup};
 
 /// Policies as the list endpoint returns them (the API reference's example, both `scope`
@@ -36,14 +36,16 @@ pub fn account() -> AccountId {
 }
 
 pub fn intent(run: &str, n: u8) -> Record {
+    let members = Some(vec![
+        serde_json::json!({"id": "m1", "email": "a@example.com"}),
+    ]);
     Record::Intent {
         at: now(),
         run: run.into(),
         account: account(),
+        backup_sha256: Some(backup_sha256(&group(n), members.as_ref())),
         group: group(n),
-        members: Some(vec![
-            serde_json::json!({"id": "m1", "email": "a@example.com"}),
-        ]),
+        members,
     }
 }
 

@@ -1,9 +1,12 @@
-//! One line of the journal: a deletion's intent with its backup, the deletion's outcome,
-//! or a restore; and the run ids and timestamps that tie them together.
+//! One line of the journal: a deletion's intent with its backup (or a reference to an
+//! identical backup journaled earlier), the deletion's outcome, or a restore's start and
+//! end; the backup's hash; and the run ids and timestamps that tie them together.
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
 
@@ -25,7 +28,24 @@ pub enum Record {
         group: ObservedGroup,
         /// The group's members as Cloudflare listed them; `None` when the backup of
         /// members was turned off.
-        members: Option<Vec<serde_json::Value>>,
+        members: Option<Vec<Value>>,
+        /// [`backup_sha256`] of `group` and `members`: what a later [`Record::IntentRef`]
+        /// names. Absent from records written before it existed (readers compute it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backup_sha256: Option<String>,
+    },
+    /// About to delete `group_id`, whose backup is byte-identical to the latest full
+    /// [`Record::Intent`] of the same group, the one whose `backup_sha256` this names: a
+    /// group Cloudflare refuses to delete (SCIM-managed) is journaled every cycle, and its
+    /// backup is not written again each time.
+    IntentRef {
+        at: String,
+        run: String,
+        account: AccountId,
+        group_id: GroupId,
+        /// The group's name, for people reading the journal.
+        name: String,
+        backup_sha256: String,
     },
     /// What happened to the deletion announced by the intent of the same run and group.
     Outcome {
@@ -35,6 +55,17 @@ pub enum Record {
         group_id: GroupId,
         #[serde(flatten)]
         outcome: DeletionOutcome,
+    },
+    /// A restore of `group_id` is about to create the group: written and synced before the
+    /// create request, so that if its answer is lost, the next restore knows the group may
+    /// exist and looks for it before creating another.
+    RestoreStarted {
+        at: String,
+        run: String,
+        account: AccountId,
+        group_id: GroupId,
+        /// The name the group is created with.
+        name: String,
     },
     /// A deleted group was recreated from its backup as `new_group_id`. Written as soon as
     /// the group exists, with `members_restored: false` while its members are still to be
@@ -69,7 +100,9 @@ struct IntentLine {
     run: String,
     account: AccountId,
     group: ObservedGroup,
-    members: Option<Vec<serde_json::Value>>,
+    members: Option<Vec<Value>>,
+    #[serde(default)]
+    backup_sha256: Option<String>,
 }
 
 /// Just the `type` of a line; the rest is skipped unread.
@@ -93,6 +126,7 @@ impl<'de> Deserialize<'de> for Record {
                 account,
                 group,
                 members,
+                backup_sha256,
             } = serde_json::from_str(text).map_err(de::Error::custom)?;
             Ok(Record::Intent {
                 at,
@@ -100,6 +134,7 @@ impl<'de> Deserialize<'de> for Record {
                 account,
                 group,
                 members,
+                backup_sha256,
             })
         } else {
             Record::deserialize(&mut serde_json::Deserializer::from_str(text))
@@ -112,10 +147,53 @@ impl Record {
     pub fn run(&self) -> &str {
         match self {
             Record::Intent { run, .. }
+            | Record::IntentRef { run, .. }
             | Record::Outcome { run, .. }
+            | Record::RestoreStarted { run, .. }
             | Record::Restore { run, .. } => run,
         }
     }
+
+    pub fn account(&self) -> &AccountId {
+        match self {
+            Record::Intent { account, .. }
+            | Record::IntentRef { account, .. }
+            | Record::Outcome { account, .. }
+            | Record::RestoreStarted { account, .. }
+            | Record::Restore { account, .. } => account,
+        }
+    }
+
+    /// The group a record is about (the deleted group's id, for restores too).
+    pub fn group_id(&self) -> &GroupId {
+        match self {
+            Record::Intent { group, .. } => &group.id,
+            Record::IntentRef { group_id, .. }
+            | Record::Outcome { group_id, .. }
+            | Record::RestoreStarted { group_id, .. }
+            | Record::Restore { group_id, .. } => group_id,
+        }
+    }
+
+    /// Whether the record announces a deletion (with its backup or a reference to one).
+    pub fn is_intent(&self) -> bool {
+        matches!(self, Record::Intent { .. } | Record::IntentRef { .. })
+    }
+}
+
+/// The SHA-256 (lowercase hex) of a backup, `group` and `members` as the journal writes
+/// them: two backups with the same hash are byte-identical.
+pub fn backup_sha256(group: &ObservedGroup, members: Option<&Vec<Value>>) -> String {
+    #[derive(Serialize)]
+    struct Backup<'a> {
+        group: &'a ObservedGroup,
+        members: Option<&'a Vec<Value>>,
+    }
+    let bytes = serde_json::to_vec(&Backup { group, members }).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The current time as RFC 3339 UTC with seconds, for records.
@@ -160,13 +238,23 @@ mod tests {
             policies: Some(RawValue::from_string(policies.to_owned()).unwrap()),
         };
         let account: AccountId = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        let members = Some(vec![serde_json::json!({"id": "m"})]);
         let records = [
             Record::Intent {
                 at: now(),
                 run: "r".into(),
                 account: account.clone(),
                 group: group.clone(),
-                members: Some(vec![serde_json::json!({"id": "m"})]),
+                backup_sha256: Some(backup_sha256(&group, members.as_ref())),
+                members,
+            },
+            Record::IntentRef {
+                at: now(),
+                run: "r".into(),
+                account: account.clone(),
+                group_id: group.id.clone(),
+                name: group.name.clone(),
+                backup_sha256: "00".into(),
             },
             Record::Outcome {
                 at: now(),
@@ -174,6 +262,13 @@ mod tests {
                 account: account.clone(),
                 group_id: group.id.clone(),
                 outcome: DeletionOutcome::Failed { error: "x".into() },
+            },
+            Record::RestoreStarted {
+                at: now(),
+                run: "r".into(),
+                account: account.clone(),
+                group_id: group.id.clone(),
+                name: group.name.clone(),
             },
             Record::Restore {
                 at: now(),

@@ -5,3 +5,4 @@
 mod apply;
 mod apply_crash;
 mod apply_faults;
+mod restore_safety;

@@ -3,3 +3,4 @@
 
 mod chaos;
 mod daemon;
+mod journal_file;
