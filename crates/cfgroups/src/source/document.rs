@@ -4,11 +4,12 @@
 //!
 //! JSON, the format cfgroups writes and the one worth being fast at, is deserialized in a
 //! single pass straight into [`ObservedGroup`]s whose `policies` stay the raw text of the
-//! document: no tree of the file, or of any group, is ever built. `format_version` is
-//! checked after that pass (or as soon as it is read, when it comes first, as it does in
-//! everything cfgroups writes); only a document that failed to parse is looked at again,
-//! with a scan that builds nothing, to tell "another format version" from a mistake.
-//! Accounts other than the one asked for are skipped without being built.
+//! document: no tree of the file, or of any group, is ever built, and a file is read one
+//! account at a time, never held whole. `format_version` is checked after that pass (or as soon as it is read, when it comes first, as it does in
+//! everything cfgroups writes). Only a document that failed to parse is read again: with a
+//! scan that builds nothing, to tell "another format version" from a mistake, then with the
+//! field path tracked, to say where the mistake is. Accounts other than the one asked for
+//! are skipped without being built.
 //!
 //! YAML takes a slower path, because raw JSON text can only come out of a JSON parser: the
 //! groups are read into mirror types whose `policies` is a `serde_json::Value`, which is then
@@ -18,11 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotAccount, SnapshotError};
+use super::split;
 use crate::model::{AccountId, GroupId, ObservedGroup};
 
 /// Which accounts of a whole snapshot to build.
@@ -35,7 +38,7 @@ pub(crate) enum Keep<'a> {
 }
 
 impl Keep<'_> {
-    fn keeps(self, account: &AccountId) -> bool {
+    pub(crate) fn keeps(self, account: &AccountId) -> bool {
         match self {
             Keep::All => true,
             Keep::Only(wanted) => wanted == account,
@@ -77,12 +80,33 @@ impl Document {
 /// caller's to say.
 pub(crate) fn parse(text: &str, origin: &str, keep: Keep<'_>) -> Result<Document, SnapshotError> {
     let document = if text.trim_start().starts_with('{') {
-        parse_json(text, origin, keep)?
+        parse_json(
+            || Ok(serde_json::Deserializer::from_str(text)),
+            origin,
+            keep,
+        )?
     } else {
         parse_yaml(text, origin, keep)?
     };
     document.check_version(origin)?;
     Ok(document)
+}
+
+/// Reads a snapshot file. JSON is read one value at a time ([`super::split`]), so its text
+/// is never held whole next to the groups; YAML, and any JSON the scanner gives up on, is
+/// read whole and parsed as [`parse`] does, which names any mistake with its position.
+pub(crate) fn load(path: &Path, keep: Keep<'_>) -> Result<Document, SnapshotError> {
+    let origin = path.display().to_string();
+    let read_error = |source| SnapshotError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(document) = split::load(path, keep).map_err(read_error)? {
+        document.check_version(&origin)?;
+        return Ok(document);
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
+    parse(&text, &origin, keep)
 }
 
 fn parse_error(origin: &str, message: String) -> SnapshotError {
@@ -92,35 +116,60 @@ fn parse_error(origin: &str, message: String) -> SnapshotError {
     }
 }
 
-fn parse_json(text: &str, origin: &str, keep: Keep<'_>) -> Result<Document, SnapshotError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let mut track = serde_path_to_error::Track::new();
+/// One pass straight into the document, with nothing tracked. Only when that fails is the
+/// input read again (`open` starts it over): first for its `format_version`, then with the
+/// field path tracked, to say where the mistake is.
+fn parse_json<'de, R: serde_json::de::Read<'de>>(
+    open: impl Fn() -> Result<serde_json::Deserializer<R>, SnapshotError>,
+    origin: &str,
+    keep: Keep<'_>,
+) -> Result<Document, SnapshotError> {
+    let mut de = open()?;
     let parsed = DocumentSeed { keep }
-        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
+        .deserialize(&mut de)
         .and_then(|document| de.end().map(|()| document));
-    parsed.map_err(|inner| {
-        if let Some(version) = version_of_failed(text, origin) {
-            return version;
-        }
-        parse_error(
-            origin,
-            format!(
-                "line {} column {}: {}: {}",
-                inner.line(),
-                inner.column(),
-                track.path(),
-                strip_position(&inner.to_string())
-            ),
-        )
-    })
+    match parsed {
+        Ok(document) => Ok(document),
+        Err(first) => Err(explain(open, origin, keep, first)),
+    }
 }
 
-/// The error to report for a document that failed to parse, when it is of another format
-/// version: a document of another version may differ anywhere, and saying so is what helps.
-/// The scan skips every value without building it.
-fn version_of_failed(text: &str, origin: &str) -> Option<SnapshotError> {
-    let probe: VersionProbe = serde_json::from_str(text).ok()?;
-    version_error(probe, origin)
+/// Why a JSON document does not parse: another format version, or the field path and
+/// position of the first mistake.
+fn explain<'de, R: serde_json::de::Read<'de>>(
+    open: impl Fn() -> Result<serde_json::Deserializer<R>, SnapshotError>,
+    origin: &str,
+    keep: Keep<'_>,
+    first: serde_json::Error,
+) -> SnapshotError {
+    let probe = open().and_then(|mut de| {
+        VersionProbe::deserialize(&mut de).map_err(|e| parse_error(origin, e.to_string()))
+    });
+    if let Some(version) = probe.ok().and_then(|probe| version_error(probe, origin)) {
+        return version;
+    }
+    let mut de = match open() {
+        Ok(de) => de,
+        Err(error) => return error,
+    };
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = DocumentSeed { keep }
+        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
+        .and_then(|_| de.end());
+    let (inner, path) = match tracked {
+        Err(inner) => (inner, track.path().to_string()),
+        // It parsed the second time: the input changed under the first reading.
+        Ok(()) => (first, "?".to_owned()),
+    };
+    parse_error(
+        origin,
+        format!(
+            "line {} column {}: {path}: {}",
+            inner.line(),
+            inner.column(),
+            strip_position(&inner.to_string())
+        ),
+    )
 }
 
 /// Just `format_version`; everything else is skipped.
@@ -403,6 +452,56 @@ mod tests {
     fn trailing_text_is_refused() {
         let err = parse(r#"{"groups":[]} {"#, "s.json", Keep::All).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn files_are_read_alike_streamed_or_whole_and_errors_say_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = r#"[{"access":"allow","n":1e400}]"#;
+        let json = dir.path().join("s.json");
+        std::fs::write(
+            &json,
+            format!(
+                "\n  {{\"format_version\":1,\"accounts\":{{\"{ACCOUNT}\":{{\"groups\":[{{\"id\":\"{GROUP}\",\"name\":\"Ops\",\"policies\":{policies}}}]}}}}}}"
+            ),
+        )
+        .unwrap();
+        let loaded = load(&json, Keep::All).unwrap();
+        assert_eq!(policies_of(&loaded, ACCOUNT).as_deref(), Some(policies));
+
+        let yaml = dir.path().join("s.yaml");
+        std::fs::write(
+            &yaml,
+            format!("format_version: 1\naccounts:\n  \"{ACCOUNT}\":\n    groups: []\n"),
+        )
+        .unwrap();
+        assert!(load(&yaml, Keep::All).unwrap().accounts.is_some());
+
+        let bad = dir.path().join("bad.json");
+        std::fs::write(
+            &bad,
+            format!(
+                "{{\"format_version\":1,\"accounts\":{{\"{ACCOUNT}\":{{\"groups\":[\n{{\"id\":\"nope\",\"name\":\"Ops\"}}]}}}}}}"
+            ),
+        )
+        .unwrap();
+        let err = load(&bad, Keep::All).unwrap_err().to_string();
+        assert!(err.contains("line 2 column"), "{err}");
+        assert!(
+            err.contains(&format!("accounts.{ACCOUNT}.groups[0].id")),
+            "{err}"
+        );
+
+        let other = dir.path().join("v2.json");
+        std::fs::write(&other, r#"{"accounts":{"x":1},"format_version":2}"#).unwrap();
+        assert!(matches!(
+            load(&other, Keep::All),
+            Err(SnapshotError::Version { found: 2, .. })
+        ));
+        assert!(matches!(
+            load(&dir.path().join("none.json"), Keep::All),
+            Err(SnapshotError::Read { .. })
+        ));
     }
 
     #[test]

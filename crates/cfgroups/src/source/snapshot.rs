@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::document::{self, Keep};
+use super::document::{self, Document, Keep};
 use super::{GroupSource, ListingError};
 use crate::model::{AccountId, ObservedGroup};
 
@@ -53,7 +53,10 @@ impl Snapshot {
     /// its policies are read as a tree and written back as JSON text). `origin` names the
     /// text in errors (a path, or the command that printed it).
     pub fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
-        let parsed = document::parse(text, origin, Keep::All)?;
+        Self::from_document(document::parse(text, origin, Keep::All)?, origin)
+    }
+
+    fn from_document(parsed: Document, origin: &str) -> Result<Self, SnapshotError> {
         match (parsed.format_version, parsed.accounts) {
             (Some(format_version), Some(accounts)) => Ok(Self {
                 format_version,
@@ -63,7 +66,7 @@ impl Snapshot {
                 origin: origin.to_owned(),
                 message: "missing field `accounts`".to_owned(),
             }),
-            // `document::parse` refuses a snapshot without a version.
+            // `Document::check_version` refuses a snapshot without a version.
             (None, Some(_)) => Err(SnapshotError::Parse {
                 origin: origin.to_owned(),
                 message: "missing field `format_version`".to_owned(),
@@ -71,13 +74,12 @@ impl Snapshot {
         }
     }
 
-    /// Reads and parses a snapshot file. The text is dropped once the groups are built.
+    /// Reads and parses a snapshot file; JSON is read as it streams from the file.
     pub fn load(path: &Path) -> Result<Self, SnapshotError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        Self::from_document(
+            document::load(path, Keep::All)?,
+            &path.display().to_string(),
+        )
     }
 }
 
@@ -108,12 +110,7 @@ impl SnapshotSource {
 
     /// One account's groups, read from the file again.
     fn reread(&self, account: &AccountId) -> Result<Option<Vec<ObservedGroup>>, SnapshotError> {
-        let origin = self.path.display().to_string();
-        let text = std::fs::read_to_string(&self.path).map_err(|source| SnapshotError::Read {
-            path: self.path.clone(),
-            source,
-        })?;
-        let mut parsed = document::parse(&text, &origin, Keep::Only(account))?;
+        let mut parsed = document::load(&self.path, Keep::Only(account))?;
         Ok(parsed
             .accounts
             .as_mut()
