@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use backon::Retryable;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::redirect;
-use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -656,21 +656,21 @@ impl Client {
     }
 }
 
-/// Reads a response body as an envelope around a `T`, in one pass; a mistake is named by
-/// its field path, e.g. `result[3].id: user group id "x" is not 32 lowercase hexadecimal
-/// characters at line 1 column 2040`.
+/// Reads a response body as an envelope around a `T`, in one pass. Only a body that does
+/// not parse is read again, with the field path tracked, to name the mistake, e.g.
+/// `result[3].id: user group id "x" is not 32 lowercase hexadecimal characters at line 1
+/// column 2040`.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let envelope: Envelope<T> = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        if path == "." {
-            err.inner().to_string()
-        } else {
-            format!("{path}: {}", err.inner())
+    let parsed =
+        Envelope::<T>::deserialize(&mut de).and_then(|envelope| de.end().map(|()| envelope));
+    parsed.map_err(|first| {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, Envelope<T>>(&mut de) {
+            Err(err) if err.path().to_string() != "." => format!("{}: {}", err.path(), err.inner()),
+            _ => first.to_string(),
         }
-    })?;
-    de.end().map_err(|err| err.to_string())?;
-    Ok(envelope)
+    })
 }
 
 /// A request body as JSON bytes, encoded once for every attempt.
