@@ -20,7 +20,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use cfgroups_fake::FakeState;
-use testkit::measure::{Targets, children_peak_rss, mb, median, median_bytes, run_measured};
+use testkit::measure::{
+    Targets, children_cpu_time, children_peak_rss, mb, median, median_bytes, run_measured,
+};
 
 const ACCOUNTS: usize = 200;
 const GROUPS: usize = 500;
@@ -160,6 +162,11 @@ fn main() {
         walls[RUNS - 1].as_secs_f64(),
         WALL_TARGET.as_secs_f64(),
         targets.check("plan_scale wall", wall < WALL_TARGET),
+    );
+    // The CPU time shows how much of the wall time was waiting for a busy machine.
+    println!(
+        "  CPU (user + system): {:.3} s per run, the mean of {RUNS}",
+        children_cpu_time().as_secs_f64() / RUNS as f64,
     );
     println!(
         "  peak RSS: max {:.1} MB (median {:.1} MB); target every run < {:.0} MB: {}",

@@ -66,6 +66,18 @@ pub fn children_peak_rss() -> u64 {
     u64::try_from(kib).unwrap_or(0) * 1024
 }
 
+/// The CPU time (user plus system) of every child this process has waited for.
+pub fn children_cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(Duration::ZERO, |usage| {
+        let micros = |tv: nix::sys::time::TimeVal| {
+            u64::try_from(tv.tv_sec()).unwrap_or(0) * 1_000_000
+                + u64::try_from(tv.tv_usec()).unwrap_or(0)
+        };
+        Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
+    })
+}
+
 /// A `/proc/PID/status` field given in kB (`VmRSS:`, `VmHWM:`), in bytes.
 pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
