@@ -15,6 +15,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use crate::state::ApiGroup;
+
 /// A response on its way out of the fake.
 pub(crate) type HttpResponse = Response<Body>;
 
@@ -229,14 +231,73 @@ impl ApiError {
     }
 }
 
-/// `{"success":true,...,"result":result}`.
-pub(crate) fn success(result: Value) -> Value {
-    json!({"success": true, "errors": [], "messages": [], "result": result})
+/// One value of a success answer: a tree, or a group object whose policies are written out
+/// as the stored text.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Item {
+    Tree(Value),
+    Group(ApiGroup),
 }
 
-/// A list envelope with `result_info`.
-pub(crate) fn success_list(result: Vec<Value>, info: ResultInfo) -> Value {
-    json!({"success": true, "errors": [], "messages": [], "result": result, "result_info": info})
+impl From<Value> for Item {
+    fn from(value: Value) -> Self {
+        Self::Tree(value)
+    }
+}
+
+impl From<ApiGroup> for Item {
+    fn from(group: ApiGroup) -> Self {
+        Self::Group(group)
+    }
+}
+
+/// The `result` of a success answer: one value, or a page of a listing with its
+/// `result_info` (which list faults may still alter).
+#[derive(Debug)]
+pub(crate) enum Payload {
+    One(Item),
+    Page { items: Vec<Item>, info: ResultInfo },
+}
+
+/// `{"success":true,"errors":[],"messages":[],"result":...}`, with `result_info` for a page.
+#[derive(Serialize)]
+struct Success<'a, T> {
+    success: bool,
+    errors: [Value; 0],
+    messages: [Value; 0],
+    result: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_info: Option<&'a ResultInfo>,
+}
+
+/// The success envelope around `payload`, as an HTTP response.
+pub(crate) fn success_response(status: StatusCode, payload: &Payload) -> HttpResponse {
+    let encoded = match payload {
+        Payload::One(item) => serde_json::to_vec(&Success {
+            success: true,
+            errors: [],
+            messages: [],
+            result: item,
+            result_info: None,
+        }),
+        Payload::Page { items, info } => serde_json::to_vec(&Success {
+            success: true,
+            errors: [],
+            messages: [],
+            result: items,
+            result_info: Some(info),
+        }),
+    };
+    match encoded {
+        Ok(bytes) => raw_json_response(status, bytes),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            CODE_INTERNAL,
+            format!("cannot encode the answer: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 /// A JSON body with `Content-Type: application/json`.

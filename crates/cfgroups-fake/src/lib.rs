@@ -46,6 +46,7 @@
 //!   mutation.
 //!
 //! Module map: `state` (the store and saving it), `state_file` (reading the state file),
+//! `generate` (real-shaped groups for benchmarks and fixtures),
 //! `ids` (id checks), `routes` (endpoints), [`pagination`], `auth` (credential checks),
 //! [`limits`] (rate limit and headers), `faults`, `accounting` (request counts and log),
 //! [`envelope`] (response shapes and error codes), and `server` (the connection loop and
@@ -55,6 +56,7 @@ mod accounting;
 mod auth;
 pub mod envelope;
 mod faults;
+mod generate;
 mod ids;
 pub mod limits;
 pub mod pagination;

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::envelope::{self, ApiError, ResultInfo};
+use crate::envelope::{ApiError, Item, Payload, ResultInfo};
 use crate::ids::{Id, is_id};
 use crate::pagination::{Direction, PageRequest, Query};
 use crate::state::{FakeGroup, FakeMember, Store};
@@ -118,24 +118,24 @@ impl<'a> Target<'a> {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    pub(crate) body: Value,
+    pub(crate) result: Payload,
     /// Whether the state changed (and should be persisted).
     pub(crate) mutated: bool,
 }
 
 impl Reply {
-    fn ok(result: Value) -> Self {
+    fn ok(result: impl Into<Item>) -> Self {
         Self {
             status: StatusCode::OK,
-            body: envelope::success(result),
+            result: Payload::One(result.into()),
             mutated: false,
         }
     }
 
-    fn list(result: Vec<Value>, info: ResultInfo) -> Self {
+    fn list(items: Vec<Item>, info: ResultInfo) -> Self {
         Self {
             status: StatusCode::OK,
-            body: envelope::success_list(result, info),
+            result: Payload::Page { items, info },
             mutated: false,
         }
     }
@@ -190,7 +190,7 @@ pub(crate) fn dispatch(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiE
             match *call.method {
                 Method::GET => store
                     .group(account, group)
-                    .map(|g| Reply::ok(g.to_api_json()))
+                    .map(|g| Reply::ok(g.api_object()))
                     .ok_or_else(ApiError::group_not_found),
                 Method::PUT => update_group(store, account, group, &call.body),
                 Method::DELETE => {
@@ -274,7 +274,7 @@ fn list_groups(store: &Store, account: &str, query: &Query) -> Result<Reply, Api
     direction.sort(&mut groups, |g| (g.name.as_str(), g.id.as_str()));
     let (items, info) = page.slice(&groups);
     Ok(Reply::list(
-        items.iter().map(|g| g.to_api_json()).collect(),
+        items.iter().map(|g| g.api_object().into()).collect(),
         info,
     ))
 }
@@ -326,7 +326,7 @@ fn create_group(store: &mut Store, account: &str, body: &[u8]) -> Result<Reply, 
     let group = store
         .create_group(account, name, policies)
         .ok_or_else(ApiError::unauthorized_account)?;
-    Ok(Reply::ok(group.to_api_json()).mutated())
+    Ok(Reply::ok(group.api_object()).mutated())
 }
 
 fn update_group(
@@ -341,7 +341,7 @@ fn update_group(
     let group = store
         .update_group(account, group, name, policies)
         .ok_or_else(ApiError::group_not_found)?;
-    Ok(Reply::ok(group.to_api_json()).mutated())
+    Ok(Reply::ok(group.api_object()).mutated())
 }
 
 fn list_members(
@@ -368,7 +368,7 @@ fn list_members(
     direction.sort(&mut members, |m| (m.email.as_str(), m.id.as_str()));
     let (items, info) = page.slice(&members);
     Ok(Reply::list(
-        items.iter().map(|m| m.to_api_json()).collect(),
+        items.iter().map(|m| m.to_api_json().into()).collect(),
         info,
     ))
 }

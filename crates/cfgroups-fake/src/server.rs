@@ -20,14 +20,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::accounting::{RequestLog, RequestRecord};
 use crate::auth::Credentials;
-use crate::envelope::{self, ApiError, HttpResponse};
+use crate::envelope::{self, ApiError, HttpResponse, Payload};
 use crate::faults::{Fault, FaultPlan};
 use crate::limits::{Admission, RateLimiter};
 use crate::routes::{self, Call, Reply, Route, Target};
@@ -323,9 +322,9 @@ async fn answer(
         Err(error) => error.into_response(),
         Ok(mut reply) => {
             if let Some(fault) = &fault {
-                alter_list(&mut reply.body, fault);
+                alter_list(&mut reply.result, fault);
             }
-            envelope::json_response(reply.status, &reply.body)
+            envelope::success_response(reply.status, &reply.result)
         }
     };
     match fault {
@@ -338,28 +337,18 @@ async fn answer(
     }
 }
 
-/// Applies a list-page fault to a list envelope (anything else is left alone).
-fn alter_list(body: &mut Value, fault: &Fault) {
+/// Applies a list-page fault to a page of a listing (anything else is left alone).
+fn alter_list(result: &mut Payload, fault: &Fault) {
+    let Payload::Page { items, info } = result else {
+        return;
+    };
     match fault {
         Fault::WrongTotalCount(delta) => {
-            if let Some(total) = body.pointer_mut("/result_info/total_count")
-                && let Some(value) = total.as_i64()
-            {
-                *total = Value::from(value.saturating_add(*delta).max(0));
-            }
+            let total = i64::try_from(info.total_count).unwrap_or(i64::MAX);
+            info.total_count = u64::try_from(total.saturating_add(*delta).max(0)).unwrap_or(0);
         }
-        Fault::DropItem => {
-            let removed = body
-                .get_mut("result")
-                .and_then(Value::as_array_mut)
-                .and_then(Vec::pop)
-                .is_some();
-            if removed
-                && let Some(count) = body.pointer_mut("/result_info/count")
-                && let Some(value) = count.as_u64()
-            {
-                *count = Value::from(value.saturating_sub(1));
-            }
+        Fault::DropItem if items.pop().is_some() => {
+            info.count = info.count.saturating_sub(1);
         }
         _ => {}
     }

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use crate::generate::Generator;
 use crate::ids::Id;
 use crate::state_file::{self, FORMAT_VERSION, GroupRecord, LoadError, MemberRecord, StateRecord};
 
@@ -49,17 +51,32 @@ pub struct FakeAccount {
 }
 
 /// A user group as the API returns it, plus its members.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "GroupRecord")]
 pub struct FakeGroup {
     pub id: String,
     pub name: String,
     pub created_on: String,
     pub modified_on: String,
-    /// Opaque policy objects, returned as they were stored.
-    pub policies: Value,
+    /// The policies, as JSON text returned exactly as it was stored: a number beyond a
+    /// float's range, a big integer or an escape comes back byte for byte, as the real API
+    /// returns what it holds. Set it with [`FakeGroup::with_policies`] or
+    /// [`FakeGroup::with_policies_text`].
+    pub policies: Box<RawValue>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<FakeMember>,
+}
+
+/// Equal when every field is, the policies compared as text (as they are served).
+impl PartialEq for FakeGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.created_on == other.created_on
+            && self.modified_on == other.modified_on
+            && self.policies.get() == other.policies.get()
+            && self.members == other.members
+    }
 }
 
 /// A member of a user group, as `GET .../members` returns it.
@@ -71,8 +88,14 @@ pub struct FakeMember {
     pub status: String,
 }
 
-fn empty_array() -> Value {
-    Value::Array(Vec::new())
+/// No policies: `[]`.
+fn no_policies() -> Box<RawValue> {
+    json_text(&Value::Array(Vec::new()))
+}
+
+/// A tree as compact JSON text. Writing a `Value` out cannot fail: its keys are strings.
+pub(crate) fn json_text(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| no_policies())
 }
 
 /// Now, as the API formats timestamps (`2024-03-01T12:21:02Z`).
@@ -129,6 +152,34 @@ impl FakeState {
             entry
                 .groups
                 .push(FakeGroup::new(id, format!("group-{index:04}")));
+        }
+        self
+    }
+
+    /// Adds `count` real-shaped groups (see the `generate` module: 0-3 policies with
+    /// permission and resource groups in both `scope` shapes, 0-5 members, names with spaces
+    /// and letters beyond ASCII, ending in their index `0000`, `0001`, ...), all drawn from
+    /// `seed`: the same seed gives the same groups.
+    pub fn with_real_shaped_groups(
+        mut self,
+        account: impl AsRef<str>,
+        count: usize,
+        seed: u64,
+    ) -> Self {
+        let account = account.as_ref();
+        let mut generator = Generator::new(account, seed);
+        let entry = self.entry(account);
+        let mut taken: std::collections::HashSet<String> =
+            entry.groups.iter().map(|g| g.id.clone()).collect();
+        entry.groups.reserve(count);
+        for index in 0..count {
+            let id = loop {
+                let candidate = generator.id();
+                if taken.insert(candidate.clone()) {
+                    break candidate;
+                }
+            };
+            entry.groups.push(generator.group(id, index));
         }
         self
     }
@@ -197,9 +248,30 @@ impl FakeGroup {
             name: name.into(),
             created_on: DEFAULT_TIMESTAMP.to_owned(),
             modified_on: DEFAULT_TIMESTAMP.to_owned(),
-            policies: empty_array(),
+            policies: no_policies(),
             members: Vec::new(),
         }
+    }
+
+    /// The same group with 0-3 real-shaped policies drawn from `seed` (see
+    /// [`FakeState::with_real_shaped_groups`]); `account` is the account their resource
+    /// groups point at.
+    pub fn with_real_shaped_policies(mut self, account: &str, seed: u64) -> Self {
+        self.policies = Generator::new(account, seed).policies();
+        self
+    }
+
+    /// The same group with these policies (written as compact JSON text).
+    pub fn with_policies(mut self, policies: &Value) -> Self {
+        self.policies = json_text(policies);
+        self
+    }
+
+    /// The same group with these policies, kept as this exact text; `Err` when it is not
+    /// JSON.
+    pub fn with_policies_text(mut self, policies: &str) -> Result<Self, serde_json::Error> {
+        self.policies = RawValue::from_string(policies.to_owned())?;
+        Ok(self)
     }
 
     /// The same group with these members.
@@ -209,15 +281,32 @@ impl FakeGroup {
     }
 
     /// The group object exactly as the API returns it (members are a separate endpoint).
-    pub fn to_api_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "created_on": self.created_on,
-            "modified_on": self.modified_on,
-            "policies": self.policies,
-        })
+    pub fn api_object(&self) -> ApiGroup {
+        ApiGroup {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_on: self.created_on.clone(),
+            modified_on: self.modified_on.clone(),
+            policies: self.policies.clone(),
+        }
     }
+
+    /// The group object as a tree, for comparing with a response read as one. `Null` when
+    /// the policies hold what a tree cannot (a number beyond a float's range): compare
+    /// [`FakeGroup::api_object`]'s text then.
+    pub fn to_api_json(&self) -> Value {
+        serde_json::to_value(self.api_object()).unwrap_or(Value::Null)
+    }
+}
+
+/// A group object as the API sends it; its policies are written out as the stored text.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiGroup {
+    pub id: String,
+    pub name: String,
+    pub created_on: String,
+    pub modified_on: String,
+    pub policies: Box<RawValue>,
 }
 
 impl FakeMember {
@@ -305,7 +394,7 @@ impl Store {
             name,
             created_on: now.clone(),
             modified_on: now,
-            policies: Value::Array(policies),
+            policies: json_text(&Value::Array(policies)),
             members: Vec::new(),
         };
         entry.groups.push(group.clone());
@@ -323,7 +412,7 @@ impl Store {
     ) -> Option<FakeGroup> {
         let policies = policies.map(|mut policies| {
             self.identify_policies(&mut policies);
-            Value::Array(policies)
+            json_text(&Value::Array(policies))
         });
         let target = self.group_mut(account, group)?;
         if let Some(name) = name {
@@ -468,7 +557,7 @@ mod tests {
         let state = FakeState::parse(&text, "s.json").unwrap();
         let group = &state.groups(ACCOUNT)[0];
         assert_eq!(group.created_on, DEFAULT_TIMESTAMP);
-        assert_eq!(group.policies, json!([]));
+        assert_eq!(group.policies.get(), "[]");
         assert!(group.members.is_empty());
         assert_eq!(state.accounts[ACCOUNT].name, None);
     }
@@ -491,6 +580,34 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 300);
+    }
+
+    #[test]
+    fn real_shaped_groups_are_unique_reproducible_and_round_trip() {
+        let a = FakeState::new().with_real_shaped_groups(ACCOUNT, 300, 7);
+        let b = FakeState::new().with_real_shaped_groups(ACCOUNT, 300, 7);
+        assert_eq!(a, b);
+        let mut names: Vec<_> = a.groups(ACCOUNT).iter().map(|g| g.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 300);
+        let text = serde_json::to_string(&a).unwrap();
+        assert_eq!(FakeState::parse(&text, "s.json").unwrap(), a);
+    }
+
+    #[test]
+    fn policies_are_served_as_stored() {
+        let text = r#"[{"access":"allow","n":1e400,"big":123456789012345678901234567890}]"#;
+        let group = FakeGroup::new(GROUP, "Ops")
+            .with_policies_text(text)
+            .unwrap();
+        let served = serde_json::to_string(&group.api_object()).unwrap();
+        assert!(served.contains(text), "{served}");
+        assert!(
+            FakeGroup::new(GROUP, "Ops")
+                .with_policies_text("[oops")
+                .is_err()
+        );
     }
 
     #[test]

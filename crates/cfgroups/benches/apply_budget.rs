@@ -20,7 +20,8 @@
 use std::time::{Duration, Instant};
 
 use cfgroups_fake::{Method, Route};
-use testkit::bench::{Targets, generated, secs, window_bound};
+use testkit::bench::{generated, window_bound};
+use testkit::measure::{Targets, secs};
 use testkit::{CommandExt, Fake, apply, fake, write_config};
 
 const ACCOUNTS: usize = 5;

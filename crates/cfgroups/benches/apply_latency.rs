@@ -16,7 +16,8 @@
 use std::time::{Duration, Instant};
 
 use cfgroups_fake::{Method, Route};
-use testkit::bench::{Targets, generated, median, secs};
+use testkit::bench::generated;
+use testkit::measure::{Targets, median, secs};
 use testkit::{CommandExt, Fake, apply, fake, write_config};
 
 const ACCOUNTS: usize = 20;
@@ -85,7 +86,7 @@ fn main() {
         "wall per run",
         walls.iter().map(|w| secs(*w)).collect::<Vec<_>>().join(" "),
     );
-    let wall = median(walls);
+    let wall = median(&mut walls);
     targets.check(
         &format!("apply wall time, median of {RUNS}"),
         secs(wall),

@@ -16,7 +16,8 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::bench::{Targets, generated, secs, window_bound};
+use testkit::bench::{generated, window_bound};
+use testkit::measure::{Targets, secs};
 use testkit::{CommandExt, Fake, apply, fake, write_config};
 
 const GROUPS: usize = 200;

@@ -18,7 +18,8 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::bench::{Targets, generated, secs, spend, window_bound};
+use testkit::bench::{generated, spend, window_bound};
+use testkit::measure::{Targets, secs};
 use testkit::{CommandExt, Fake, account, apply, fake, write_config};
 
 const ACCOUNTS: usize = 5;

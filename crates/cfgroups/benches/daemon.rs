@@ -6,24 +6,41 @@
 //! - `idle`: 50 accounts configured, `--interval 5m`, after the first reconcile: resident
 //!   memory and CPU over 60 s (`CFGROUPS_BENCH_IDLE_SECS` overrides). Targets: RSS under
 //!   20 MB, CPU under 1 %.
+//! - `after_cycle`: 50 accounts of 3 groups, the daemon idle after its first reconcile (its
+//!   idle RSS); then the accounts grow to 1,000 real-shaped groups each and two full
+//!   reconciles (SIGHUP) list all 50,000 (every group beyond the 3 declared is reported as
+//!   unmanaged). Target: RSS after each of those cycles within 20 MB of the idle figure,
+//!   i.e. nothing of a listing outlives its cycle. The peak during the cycles is reported.
+//!
+//! Every group is real-shaped (the fake's generator). The daemon runs with default flags
+//! but `--interval`; the program exits non-zero when a target is missed.
 //!
 //! ```text
-//! cargo bench --bench daemon                 # both
+//! cargo bench --bench daemon                 # all
 //! cargo bench --bench daemon -- idle         # only the ones whose name contains "idle"
+//! CFGROUPS_BENCH_BIN=path/to/cfgroups cargo bench --bench daemon   # another build
 //! ```
 
 use std::time::{Duration, Instant};
 
 use cfgroups_fake::{FakeState, Method, Route};
 use tempfile::TempDir;
-use testkit::daemon::{DaemonOptions, clock_ticks_per_second, group_named};
-use testkit::{AccountConfig, WAIT, account, config_text, eventually, fake, write_by_rename};
+use testkit::daemon::{Daemon, DaemonOptions, clock_ticks_per_second, group_named, metric_total};
+use testkit::measure::{Targets, mb, median_bytes, proc_status_bytes};
+use testkit::{
+    AccountConfig, Signal, WAIT, account, config_text, eventually, fake, write_by_rename,
+};
 
 const EDITS: usize = 20;
 const IDLE_ACCOUNTS: usize = 50;
 const GROUPS_PER_IDLE_ACCOUNT: usize = 3;
 const RSS_TARGET: u64 = 20 * 1024 * 1024;
 const CPU_TARGET_PERCENT: f64 = 1.0;
+const CYCLE_ACCOUNTS: usize = 50;
+const CYCLE_GROUPS: usize = 1_000;
+const DECLARED_PER_ACCOUNT: usize = 3;
+/// How much more than idle the daemon may hold once a cycle has ended.
+const AFTER_CYCLE_TARGET: u64 = 20_000_000;
 
 fn main() {
     let filters: Vec<String> = std::env::args()
@@ -36,24 +53,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let mut targets = Targets::new("daemon");
     runtime.block_on(async {
         if wanted("edit_to_delete") {
-            edit_to_delete().await;
+            edit_to_delete(&mut targets).await;
         }
         if wanted("idle") {
-            idle().await;
+            idle(&mut targets).await;
+        }
+        if wanted("after_cycle") {
+            after_cycle(&mut targets).await;
         }
     });
+    targets.finish();
 }
 
-async fn edit_to_delete() {
+async fn edit_to_delete(targets: &mut Targets) {
     let a = account(1);
-    let fake = fake()
-        .state(FakeState::new().with_generated_groups(&a, EDITS + 2, 1))
-        .start()
-        .await
-        .expect("the fake API");
-    let names: Vec<String> = (0..EDITS + 2).map(|i| format!("group-{i:04}")).collect();
+    let state = FakeState::new().with_real_shaped_groups(&a, EDITS + 2, 1);
+    let names: Vec<String> = state.groups(&a).iter().map(|g| g.name.clone()).collect();
+    let fake = fake().state(state).start().await.expect("the fake API");
     let config_with_absent = |absent: usize| {
         let groups: Vec<(&str, &'static str)> = names
             .iter()
@@ -111,11 +130,11 @@ async fn edit_to_delete() {
         ms(latencies[0]),
         ms(p90),
         ms(latencies[EDITS - 1]),
-        verdict(median < Duration::from_secs(1)),
+        targets.verdict("edit_to_delete", median < Duration::from_secs(1)),
     );
 }
 
-async fn idle() {
+async fn idle(targets: &mut Targets) {
     let seconds: u64 = std::env::var("CFGROUPS_BENCH_IDLE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -123,22 +142,10 @@ async fn idle() {
     let accounts: Vec<_> = (0..IDLE_ACCOUNTS).map(|n| account(100 + n)).collect();
     let mut state = FakeState::new();
     for (seed, id) in accounts.iter().enumerate() {
-        state = state.with_generated_groups(id, GROUPS_PER_IDLE_ACCOUNT, seed as u64);
+        state = state.with_real_shaped_groups(id, GROUPS_PER_IDLE_ACCOUNT, seed as u64);
     }
+    let specs = present_specs(&state, &accounts, GROUPS_PER_IDLE_ACCOUNT);
     let fake = fake().state(state).start().await.expect("the fake API");
-    let names: Vec<String> = (0..GROUPS_PER_IDLE_ACCOUNT)
-        .map(|i| format!("group-{i:04}"))
-        .collect();
-    let groups: Vec<(&str, &'static str)> = names.iter().map(|n| (n.as_str(), "present")).collect();
-    let specs: Vec<AccountConfig> = accounts
-        .iter()
-        .map(|id| {
-            AccountConfig::new(id.clone())
-                .unmanaged("report")
-                .max_deletes(10)
-                .declare_all(&groups)
-        })
-        .collect();
     let dir = TempDir::new().expect("a temporary directory");
     let config = dir.path().join("groups.yaml");
     write_by_rename(&config, &config_text(&specs));
@@ -180,10 +187,123 @@ async fn idle() {
         mb(rss_max),
         cpu_percent,
         wall.as_secs_f64(),
-        verdict(rss_max < RSS_TARGET && cpu_percent < CPU_TARGET_PERCENT),
+        targets.verdict(
+            "idle",
+            rss_max < RSS_TARGET && cpu_percent < CPU_TARGET_PERCENT
+        ),
     );
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met { "ok" } else { "MISSED" }
+/// Each account declaring its first `declared` groups present, reporting the rest.
+fn present_specs(
+    state: &FakeState,
+    accounts: &[cfgroups::model::AccountId],
+    declared: usize,
+) -> Vec<AccountConfig> {
+    accounts
+        .iter()
+        .map(|id| {
+            let names: Vec<(&str, &'static str)> = state
+                .groups(id)
+                .iter()
+                .take(declared)
+                .map(|g| (g.name.as_str(), "present"))
+                .collect();
+            AccountConfig::new(id.clone())
+                .unmanaged("report")
+                .max_deletes(10)
+                .declare_all(&names)
+        })
+        .collect()
+}
+
+async fn after_cycle(targets: &mut Targets) {
+    let accounts: Vec<_> = (0..CYCLE_ACCOUNTS).map(|n| account(300 + n)).collect();
+    // The same seeds draw the same first groups, so the small state is the big one's start.
+    let state = |groups: usize| {
+        accounts
+            .iter()
+            .enumerate()
+            .fold(FakeState::new(), |state, (seed, id)| {
+                state.with_real_shaped_groups(id, groups, seed as u64)
+            })
+    };
+    let small = state(DECLARED_PER_ACCOUNT);
+    let specs = present_specs(&small, &accounts, DECLARED_PER_ACCOUNT);
+    let fake = fake()
+        // The fake's own limit is not what is measured.
+        .rate_limit(1_000_000, Duration::from_secs(300))
+        .state(small)
+        .start()
+        .await
+        .expect("the fake API");
+    let dir = TempDir::new().expect("a temporary directory");
+    let config = dir.path().join("groups.yaml");
+    write_by_rename(&config, &config_text(&specs));
+    let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .start()
+        .await;
+    daemon.wait_ready().await;
+    let mut cycles = reconciles(&daemon).await;
+    assert!(cycles >= 1, "the first reconcile is done once ready");
+    let idle = settled_rss(&daemon).await;
+
+    fake.set_state(state(CYCLE_GROUPS));
+    let mut after = Vec::new();
+    let started = Instant::now();
+    for _ in 0..2 {
+        fake.reset_requests();
+        daemon.signal(Signal::SIGHUP);
+        let want = cycles + 1;
+        cycles = daemon
+            .wait_metrics_within("a full reconcile", Duration::from_secs(300), |text| {
+                let done = metric_total(text, "cfgroups_reconciles_total") as u64;
+                (done >= want).then_some(done)
+            })
+            .await;
+        assert_eq!(
+            fake.requests().count(Method::GET, Route::List),
+            CYCLE_ACCOUNTS * 2,
+            "two pages per account: every group listed"
+        );
+        after.push(settled_rss(&daemon).await);
+    }
+    let elapsed = started.elapsed();
+    let report = std::fs::metadata(daemon.report_path()).map_or(0, |m| m.len());
+    let peak = proc_status_bytes(daemon.pid(), "VmHWM:").unwrap_or(0);
+    let worst = after.iter().copied().max().unwrap_or(0);
+    let grown = worst.saturating_sub(idle);
+    println!(
+        "after_cycle: {CYCLE_ACCOUNTS} accounts x {CYCLE_GROUPS} real-shaped groups, 2 full \
+         reconciles in {:.1} s (last-report.json {:.1} MB): RSS idle {:.1} MB, after the \
+         cycles {} MB, peak {:.1} MB; after - idle {:.1} MB (target < {:.0} MB): {}",
+        elapsed.as_secs_f64(),
+        mb(report),
+        mb(idle),
+        after
+            .iter()
+            .map(|rss| format!("{:.1}", mb(*rss)))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        mb(peak),
+        mb(grown),
+        mb(AFTER_CYCLE_TARGET),
+        targets.verdict("after_cycle", grown < AFTER_CYCLE_TARGET),
+    );
+}
+
+async fn reconciles(daemon: &Daemon) -> u64 {
+    metric_total(&daemon.metrics().await, "cfgroups_reconciles_total") as u64
+}
+
+/// Resident memory once the daemon is quiet: the median of samples over two seconds, after
+/// one second of calm.
+async fn settled_rss(daemon: &Daemon) -> u64 {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        samples.push(daemon.proc_usage().0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    median_bytes(&mut samples)
 }

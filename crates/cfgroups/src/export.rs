@@ -17,8 +17,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::{AccountSpec, DefaultsSpec, FileSpec, GroupSpec};
-use crate::model::{AccountId, GroupState, ObservedGroup};
-use crate::source::snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotAccount};
+use crate::model::{AccountId, GroupId, GroupState, ObservedGroup};
+use crate::source::snapshot::SNAPSHOT_FORMAT_VERSION;
 
 /// Why an export could not be written.
 #[derive(Debug, Error)]
@@ -29,6 +29,14 @@ pub enum ExportError {
     Json(#[from] serde_json::Error),
     #[error("cannot encode the export as YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+    #[error(
+        "group {group}: its policies cannot be written as YAML ({source}); export the snapshot as JSON, which keeps them as they are"
+    )]
+    YamlPolicies {
+        group: GroupId,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Where and when an export was taken, for its header.
@@ -184,48 +192,87 @@ pub fn desired_json(listed: &Listed) -> Result<String, ExportError> {
 }
 
 /// The snapshot written: the format `--source snapshot:FILE` reads, plus provenance fields
-/// that its reader ignores.
+/// that its reader ignores. Groups are borrowed from the listing, not copied.
 #[derive(Serialize)]
-struct ExportedSnapshot<'a> {
+struct ExportedSnapshot<'a, G> {
     format_version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     exported_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exported_from: Option<&'a str>,
-    accounts: BTreeMap<&'a AccountId, SnapshotAccount>,
+    accounts: BTreeMap<&'a AccountId, ExportedAccount<G>>,
 }
 
-fn exported_snapshot<'a>(
+#[derive(Serialize)]
+struct ExportedAccount<G> {
+    groups: Vec<G>,
+}
+
+fn exported_snapshot<'a, G>(
     listed: &'a Listed,
     provenance: Option<&'a Provenance>,
-) -> ExportedSnapshot<'a> {
-    ExportedSnapshot {
+    group: impl Fn(&'a ObservedGroup) -> Result<G, ExportError>,
+) -> Result<ExportedSnapshot<'a, G>, ExportError> {
+    let mut accounts = BTreeMap::new();
+    for (id, groups) in listed {
+        let groups = groups.iter().map(&group).collect::<Result<_, _>>()?;
+        accounts.insert(id, ExportedAccount { groups });
+    }
+    Ok(ExportedSnapshot {
         format_version: SNAPSHOT_FORMAT_VERSION,
         exported_at: provenance.map(|p| p.exported_at.as_str()),
         exported_from: provenance.map(|p| p.exported_from.as_str()),
-        accounts: listed
-            .iter()
-            .map(|(id, groups)| {
-                (
-                    id,
-                    SnapshotAccount {
-                        groups: groups.clone(),
-                    },
-                )
-            })
-            .collect(),
-    }
+        accounts,
+    })
 }
 
-/// The snapshot as JSON, with `exported_at` and `exported_from` fields.
+/// The snapshot as JSON, with `exported_at` and `exported_from` fields. Policies are written
+/// as the source gave them, byte for byte.
 pub fn snapshot_json(listed: &Listed, provenance: &Provenance) -> Result<String, ExportError> {
-    Ok(serde_json::to_string_pretty(&exported_snapshot(listed, Some(provenance)))? + "\n")
+    let snapshot = exported_snapshot(listed, Some(provenance), Ok)?;
+    Ok(serde_json::to_string_pretty(&snapshot)? + "\n")
 }
 
-/// The snapshot as YAML, with the provenance as a comment header.
+/// The snapshot as YAML, with the provenance as a comment header. Policies become YAML
+/// (raw JSON text has no YAML form), so a number no float holds cannot be written.
 pub fn snapshot_yaml(listed: &Listed, provenance: &Provenance) -> Result<String, ExportError> {
-    let body = serde_yaml::to_string(&exported_snapshot(listed, None))?;
+    let snapshot = exported_snapshot(listed, None, YamlGroup::new)?;
+    let body = serde_yaml::to_string(&snapshot)?;
     Ok(provenance.comment("Snapshot") + &body)
+}
+
+/// A group as a YAML snapshot holds it: its policies as a tree.
+#[derive(Serialize)]
+struct YamlGroup<'a> {
+    id: &'a GroupId,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_on: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modified_on: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies: Option<serde_json::Value>,
+}
+
+impl<'a> YamlGroup<'a> {
+    fn new(group: &'a ObservedGroup) -> Result<Self, ExportError> {
+        let policies = group
+            .policies
+            .as_deref()
+            .map(|raw| serde_json::from_str(raw.get()))
+            .transpose()
+            .map_err(|source| ExportError::YamlPolicies {
+                group: group.id.clone(),
+                source,
+            })?;
+        Ok(Self {
+            id: &group.id,
+            name: &group.name,
+            created_on: group.created_on.as_deref(),
+            modified_on: group.modified_on.as_deref(),
+            policies,
+        })
+    }
 }
 
 /// `text` as one YAML flow scalar: plain when YAML reads it back as the same string,
@@ -398,5 +445,34 @@ mod tests {
             serde_json::from_str(&snapshot_json(&listed, &provenance()).unwrap()).unwrap();
         assert_eq!(json["exported_at"], "2025-01-01T00:00:00Z");
         assert_eq!(json["exported_from"], "snapshot:s.json");
+    }
+
+    #[test]
+    fn snapshots_carry_policies_json_byte_for_byte_yaml_as_a_tree() {
+        use serde_json::value::RawValue;
+        let policies = r#"[{"access":"allow","permission_groups":[{"id":"p1","meta":{"label":"Zoë"}}],"resource_groups":[{"id":"r1","scope":[{"key":"k","objects":[{"key":"*"}]}]}],"n":1.0E-5}]"#;
+        let mut with_policies = group("e5f60718293a4b5c6d7e8f90a1b2c3d4", "Équipe Sécurité");
+        with_policies.policies = Some(RawValue::from_string(policies.to_owned()).unwrap());
+        let listed = listed(vec![with_policies]);
+        let account: AccountId = ACCOUNT.parse().unwrap();
+        let json = snapshot_json(&listed, &provenance()).unwrap();
+        assert!(json.contains(policies), "{json}");
+        let read = crate::source::snapshot::Snapshot::parse(&json, "export").unwrap();
+        assert_eq!(read.accounts[&account].groups, listed[&account]);
+
+        let yaml = snapshot_yaml(&listed, &provenance()).unwrap();
+        let read = crate::source::snapshot::Snapshot::parse(&yaml, "export").unwrap();
+        let tree = |raw: Option<&RawValue>| -> serde_json::Value {
+            serde_json::from_str(raw.unwrap().get()).unwrap()
+        };
+        assert_eq!(
+            tree(read.accounts[&account].groups[0].policies.as_deref()),
+            tree(listed[&account][0].policies.as_deref())
+        );
+
+        let mut huge = group("b2c3d4e5f60718293a4b5c6d7e8f90a1", "Huge");
+        huge.policies = Some(RawValue::from_string("[{\"n\":1e400}]".to_owned()).unwrap());
+        let err = snapshot_yaml(&self::listed(vec![huge]), &provenance()).unwrap_err();
+        assert!(matches!(err, ExportError::YamlPolicies { .. }), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 /// Why a string was refused as a Cloudflare identifier.
@@ -123,9 +124,15 @@ pub enum GroupState {
 
 /// A user group as a listing source saw it: the Cloudflare group object, parsed leniently.
 ///
-/// Unknown fields are ignored; `policies` is kept as opaque JSON because its documented
-/// shape varies and cfgroups only needs to carry it into the journal for a restore.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Unknown fields are ignored. `policies` is kept as the raw JSON text the source gave,
+/// byte for byte: its documented shape varies, cfgroups never looks inside it while
+/// planning or deleting, and carries it unchanged into the journal, where only `restore`
+/// reads it (see [`crate::restore::creatable_policies`]). Keeping text instead of a JSON
+/// tree costs one allocation per group, and no number or key is ever re-encoded.
+///
+/// Deserializing `policies` needs serde_json (JSON text); the snapshot reader turns the
+/// policies of a YAML snapshot into JSON text first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ObservedGroup {
     pub id: GroupId,
     pub name: String,
@@ -134,7 +141,20 @@ pub struct ObservedGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_on: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policies: Option<serde_json::Value>,
+    pub policies: Option<Box<RawValue>>,
+}
+
+/// Equal when every field is, the policies compared as text: two listings of the same
+/// group that encode its policies differently are different observations.
+impl PartialEq for ObservedGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.created_on == other.created_on
+            && self.modified_on == other.modified_on
+            && self.policies.as_deref().map(RawValue::get)
+                == other.policies.as_deref().map(RawValue::get)
+    }
 }
 
 /// Why one account's listing cannot be trusted, as the planner and the reports need it: the
@@ -234,6 +254,23 @@ mod tests {
     }
 
     #[test]
+    fn policies_are_carried_byte_for_byte() {
+        let policies = r#"[ {"access":"allow","n":1e400,"m":1.0E-5,"big":123456789012345678901234567890,"k\u00e9":"Zoë"} ]"#;
+        let text = format!(
+            r#"{{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","policies":{policies}}}"#
+        );
+        let group: ObservedGroup = serde_json::from_str(&text).unwrap();
+        assert_eq!(group.policies.as_deref().map(RawValue::get), Some(policies));
+        let written = serde_json::to_string(&group).unwrap();
+        assert!(written.contains(policies), "{written}");
+        let null: ObservedGroup = serde_json::from_str(
+            r#"{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","policies":null}"#,
+        )
+        .unwrap();
+        assert!(null.policies.is_none());
+    }
+
+    #[test]
     fn observed_group_ignores_unknown_fields() {
         let group: ObservedGroup = serde_json::from_str(
             r#"{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","created_on":"2024-03-01T12:21:02Z",
@@ -241,6 +278,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(group.name, "Ops");
-        assert!(group.policies.is_some());
+        assert_eq!(
+            group.policies.as_deref().map(RawValue::get),
+            Some(r#"[{"access":"allow"}]"#)
+        );
     }
 }

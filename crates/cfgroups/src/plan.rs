@@ -84,7 +84,8 @@ pub struct PlanItem {
     /// A human explanation where the action alone would puzzle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The live group to delete, as listed. Set on `delete` and `blocked` items.
+    /// The live group to delete, as listed but without its policies (the backup journaled
+    /// before the DELETE is the group read fresh). Set on `delete` and `blocked` items.
     #[serde(skip)]
     pub observed: Option<ObservedGroup>,
     /// How a declaration found the live group, for the checks right before its DELETE;
@@ -244,7 +245,14 @@ fn item(action: Action, cause: Cause, group: &ObservedGroup) -> PlanItem {
         name: Some(group.name.clone()),
         blocked: None,
         note: None,
-        observed: matches!(action, Action::Delete | Action::Blocked).then(|| group.clone()),
+        observed: matches!(action, Action::Delete | Action::Blocked).then(|| ObservedGroup {
+            id: group.id.clone(),
+            name: group.name.clone(),
+            created_on: group.created_on.clone(),
+            modified_on: group.modified_on.clone(),
+            // Not needed: what is journaled is the group read fresh before its DELETE.
+            policies: None,
+        }),
         matched_by: None,
     }
 }

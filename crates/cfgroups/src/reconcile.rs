@@ -193,6 +193,7 @@ mod tests {
     use std::path::Path;
     use std::sync::Mutex;
 
+    use serde_json::value::RawValue;
     use serde_json::{Value, json};
     use tokio::sync::Notify;
 
@@ -211,8 +212,14 @@ mod tests {
             name: name.to_owned(),
             created_on: None,
             modified_on: None,
-            policies: Some(json!([{"access": "allow", "permission_groups": [{"id": "p"}]}])),
+            policies: Some(raw(
+                json!([{"access": "allow", "permission_groups": [{"id": "p"}]}]),
+            )),
         }
+    }
+
+    fn raw(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
     }
 
     /// How a DELETE behaves.
@@ -372,7 +379,7 @@ mod tests {
             &self,
             _account: &AccountId,
             _name: &str,
-            _policies: Value,
+            _policies: &RawValue,
         ) -> Result<ObservedGroup, WriteError> {
             unreachable!("the pipeline never creates groups")
         }
@@ -644,7 +651,7 @@ mod tests {
         let path = dir.path().join(JOURNAL_FILE);
         let listed = group(2, "Gone A");
         let api = MemoryApi::new(vec![listed.clone()], &path);
-        let current = json!([{"access": "deny", "permission_groups": [{"id": "changed"}]}]);
+        let current = raw(json!([{"access": "deny", "permission_groups": [{"id": "changed"}]}]));
         let applied = plan_then(&api, &path, &desired(), |groups| {
             groups[0].policies = Some(current.clone());
         })
@@ -652,7 +659,10 @@ mod tests {
         assert!(applied.complete(), "{applied:?}");
         let backups = intents_for(&path, &listed.id);
         assert_eq!(backups.len(), 1);
-        assert_eq!(backups[0].policies, Some(current));
+        assert_eq!(
+            backups[0].policies.as_deref().map(RawValue::get),
+            Some(current.get())
+        );
         assert_eq!(api.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
@@ -724,7 +734,7 @@ mod tests {
             .count();
         assert_eq!((full, references), (1, 4), "{records:#?}");
         // A changed group is backed up in full again.
-        api.groups.lock().unwrap()[0].policies = Some(json!([{"access": "deny"}]));
+        api.groups.lock().unwrap()[0].policies = Some(raw(json!([{"access": "deny"}])));
         let cycle = pipeline.observe(&desired()).await.unwrap();
         pipeline.execute(&cycle, &never, &|_| {}).await.unwrap();
         let records = journal::read(&path).unwrap().records;

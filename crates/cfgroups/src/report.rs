@@ -47,8 +47,16 @@ struct JsonSummary {
 
 /// The JSON report: `{"format_version": 1, "source", "summary", "accounts"}`.
 pub fn json(plan: &Plan, source: &str) -> String {
+    let mut out = serde_json::to_string_pretty(&json_report(plan, source)).unwrap_or_else(|e| {
+        format!("{{\"format_version\":{REPORT_FORMAT_VERSION},\"error\":\"{e}\"}}")
+    });
+    out.push('\n');
+    out
+}
+
+fn json_report<'a>(plan: &'a Plan, source: &'a str) -> JsonReport<'a> {
     let summary = plan.summary();
-    let report = JsonReport {
+    JsonReport {
         format_version: REPORT_FORMAT_VERSION,
         source,
         summary: JsonSummary {
@@ -56,12 +64,24 @@ pub fn json(plan: &Plan, source: &str) -> String {
             drift: summary.drift(),
         },
         accounts: &plan.accounts,
-    };
-    let mut out = serde_json::to_string_pretty(&report).unwrap_or_else(|e| {
-        format!("{{\"format_version\":{REPORT_FORMAT_VERSION},\"error\":\"{e}\"}}")
-    });
-    out.push('\n');
-    out
+    }
+}
+
+/// Writes [`render`]'s output to `out`; JSON as it is encoded, so that a large report is
+/// never held whole.
+pub fn write(
+    plan: &Plan,
+    source: &str,
+    format: Format,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &json_report(plan, source))?;
+            out.write_all(b"\n")
+        }
+        other => out.write_all(render(plan, source, other).as_bytes()),
+    }
 }
 
 fn symbol(action: Action) -> (&'static str, Style) {

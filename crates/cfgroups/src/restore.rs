@@ -10,7 +10,9 @@
 //! the deletion count) and adopts it instead of creating a second copy, or refuses when it
 //! cannot tell.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::config::DesiredState;
@@ -77,6 +79,15 @@ pub enum RestoreError {
          refusing to guess whether it allowed or denied. Nothing was created"
     )]
     PolicyWithoutAccess { group: GroupId, policy: String },
+    #[error(
+        "the backup of group {group} holds policies of an unexpected shape ({source}); \
+         nothing was created"
+    )]
+    Policies {
+        group: GroupId,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "an earlier restore of group {group} (started {started}) sent its create request but \
          never learned the answer, so group {name:?} may exist already, and cfgroups cannot \
@@ -374,7 +385,7 @@ pub async fn restore<W: GroupWriter>(
                 name: backup.name.clone(),
             })?;
             let created = writer
-                .create_group(&account, &backup.name, policies)
+                .create_group(&account, &backup.name, &policies)
                 .await
                 .map_err(|source| RestoreError::Create {
                     name: backup.name.clone(),
@@ -552,48 +563,91 @@ fn deleted_again(
     ))
 }
 
-/// The policies of a backed-up group, reduced to what the create endpoint accepts. A policy
-/// without `access` is refused: defaulting it would turn a lost `deny` into an `allow`.
-pub fn creatable_policies(group: &ObservedGroup) -> Result<Value, RestoreError> {
-    let ids = |list: Option<&Value>| -> Value {
-        list.and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.get("id"))
-                    .map(|id| json!({ "id": id }))
-                    .collect()
-            })
-            .unwrap_or_default()
+/// The policies of a backed-up group (the journal's raw JSON text), reduced to what the
+/// create endpoint accepts: each policy's `access` and the ids of its permission and
+/// resource groups, every value copied as the text it was. A policy without `access` is
+/// refused: defaulting it would turn a lost `deny` into an `allow`.
+///
+/// This is the only place backed-up policies are parsed, and only what the create shape
+/// needs: values are borrowed from the text, unknown keys are skipped unread, and numbers
+/// no float holds do not matter.
+pub fn creatable_policies(group: &ObservedGroup) -> Result<Box<RawValue>, RestoreError> {
+    let unexpected = |source| RestoreError::Policies {
+        group: group.id.clone(),
+        source,
     };
-    let policies = group
-        .policies
-        .as_ref()
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    policies
-        .iter()
+    let listed: Vec<ListedPolicy<'_>> = match group.policies.as_deref() {
+        Some(text) => Option::<Vec<ListedPolicy<'_>>>::deserialize(
+            &mut serde_json::Deserializer::from_str(text.get()),
+        )
+        .map_err(unexpected)?
+        .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let creatable = listed
+        .into_iter()
         .enumerate()
         .map(|(n, policy)| {
             let access = policy
-                .get("access")
-                .filter(|access| access.is_string())
+                .access
+                .filter(|access| access.get().starts_with('"'))
                 .ok_or_else(|| RestoreError::PolicyWithoutAccess {
                     group: group.id.clone(),
                     policy: policy
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .map_or_else(|| format!("#{}", n + 1), str::to_owned),
+                        .id
+                        .and_then(|id| serde_json::from_str::<String>(id.get()).ok())
+                        .unwrap_or_else(|| format!("#{}", n + 1)),
                 })?;
-            Ok(json!({
-                "access": access,
-                "permission_groups": ids(policy.get("permission_groups")),
-                "resource_groups": ids(policy.get("resource_groups")),
-            }))
+            Ok(CreatablePolicy {
+                access,
+                permission_groups: ids(policy.permission_groups),
+                resource_groups: ids(policy.resource_groups),
+            })
         })
-        .collect::<Result<Vec<Value>, RestoreError>>()
-        .map(Value::Array)
+        .collect::<Result<Vec<_>, RestoreError>>()?;
+    serde_json::value::to_raw_value(&creatable).map_err(unexpected)
+}
+
+/// The ids of listed permission or resource groups; groups without one are left out.
+fn ids(groups: Option<Vec<WithId<'_>>>) -> Vec<IdOnly<'_>> {
+    groups
+        .into_iter()
+        .flatten()
+        .filter_map(|group| group.id.map(|id| IdOnly { id }))
+        .collect()
+}
+
+/// A listed policy, as far as the create shape (and naming it) needs.
+#[derive(Deserialize)]
+struct ListedPolicy<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    access: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    permission_groups: Option<Vec<WithId<'a>>>,
+    #[serde(borrow, default)]
+    resource_groups: Option<Vec<WithId<'a>>>,
+}
+
+/// A listed permission or resource group: only its id matters.
+#[derive(Deserialize)]
+struct WithId<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+/// A policy as the create endpoint takes it.
+#[derive(Serialize)]
+struct CreatablePolicy<'a> {
+    access: &'a RawValue,
+    permission_groups: Vec<IdOnly<'a>>,
+    resource_groups: Vec<IdOnly<'a>>,
+}
+
+#[derive(Serialize)]
+struct IdOnly<'a> {
+    id: &'a RawValue,
 }
 
 #[cfg(test)]
@@ -606,9 +660,20 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    use serde_json::json;
+
     use super::*;
     use crate::journal::JOURNAL_FILE;
     use crate::writer::WriteErrorKind;
+
+    fn raw(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
+    }
+
+    /// The create shape as a tree, to compare.
+    fn creatable(group: &ObservedGroup) -> Value {
+        serde_json::from_str(creatable_policies(group).unwrap().get()).unwrap()
+    }
 
     const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 
@@ -622,9 +687,9 @@ mod tests {
             name: name.to_owned(),
             created_on: Some("2024-03-01T12:21:02Z".into()),
             modified_on: None,
-            policies: Some(
+            policies: Some(raw(
                 json!([{"id": "p1", "access": "deny", "permission_groups": [{"id": "pg"}]}]),
-            ),
+            )),
         }
     }
 
@@ -704,7 +769,7 @@ mod tests {
             &self,
             _account: &AccountId,
             name: &str,
-            policies: Value,
+            policies: &RawValue,
         ) -> Result<ObservedGroup, WriteError> {
             let mode = *self.create.lock().unwrap();
             if mode == Create::Slow {
@@ -723,7 +788,7 @@ mod tests {
                 name: name.to_owned(),
                 created_on: Some(journal::now()),
                 modified_on: None,
-                policies: Some(policies),
+                policies: Some(policies.to_owned()),
             };
             self.groups.lock().unwrap().push(created.clone());
             if mode == Create::LostAnswer {
@@ -772,27 +837,76 @@ mod tests {
     #[test]
     fn policies_are_reduced_to_the_create_shape() {
         let mut group = deleted(1, "G");
-        group.policies = Some(json!([{
+        group.policies = Some(raw(json!([{
             "id": "f267e341f3dd4697bd3b9f71dd96247f", "access": "deny",
             "permission_groups": [{"id": "p1", "name": "Admin", "meta": {"k": "v"}}],
-            "resource_groups": [{"id": "r1", "scope": {"key": "k", "objects": []}}]
-        }]));
+            "resource_groups": [{"id": "r1", "scope": {"key": "k", "objects": []}},
+                                {"name": "no id"},
+                                {"id": "r2", "scope": [{"key": "k2", "objects": [{"key": "*"}]}]}]
+        }, {"access": "allow", "permission_groups": null}])));
         assert_eq!(
-            creatable_policies(&group).unwrap(),
-            json!([{"access": "deny", "permission_groups": [{"id": "p1"}], "resource_groups": [{"id": "r1"}]}])
+            creatable(&group),
+            json!([
+                {"access": "deny", "permission_groups": [{"id": "p1"}],
+                 "resource_groups": [{"id": "r1"}, {"id": "r2"}]},
+                {"access": "allow", "permission_groups": [], "resource_groups": []}
+            ])
         );
         group.policies = None;
-        assert_eq!(creatable_policies(&group).unwrap(), json!([]));
+        assert_eq!(creatable(&group), json!([]));
+        group.policies = Some(raw(Value::Null));
+        assert_eq!(creatable(&group), json!([]));
+    }
+
+    #[test]
+    fn what_the_create_shape_does_not_need_is_not_read() {
+        let mut group = deleted(1, "G");
+        group.policies = Some(
+            RawValue::from_string(
+                r#"[{"access":"allow","condition":{"n":1e400,"m":[1.0E-5,123456789012345678901234567890]},
+                    "permission_groups":[{"id":"p\u00e9","meta":{"x":-1e-400}}],"resource_groups":[]}]"#
+                    .to_owned(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            creatable_policies(&group).unwrap().get(),
+            r#"[{"access":"allow","permission_groups":[{"id":"p\u00e9"}],"resource_groups":[]}]"#
+        );
+    }
+
+    #[test]
+    fn policies_of_another_shape_are_refused() {
+        let mut group = deleted(1, "G");
+        for listed in [
+            r#"{"access":"allow"}"#,
+            r#"["allow"]"#,
+            r#"[{"access":"allow","permission_groups":"p1"}]"#,
+        ] {
+            group.policies = Some(RawValue::from_string(listed.to_owned()).unwrap());
+            assert!(
+                matches!(
+                    creatable_policies(&group),
+                    Err(RestoreError::Policies { .. })
+                ),
+                "{listed}"
+            );
+        }
+        group.policies = Some(raw(json!([{"id": "x", "access": 1}])));
+        assert!(matches!(
+            creatable_policies(&group),
+            Err(RestoreError::PolicyWithoutAccess { policy, .. }) if policy == "x"
+        ));
     }
 
     #[tokio::test]
     async fn a_policy_without_access_is_refused_naming_it_and_nothing_is_created() {
         let dir = tempfile::tempdir().unwrap();
         let mut group = deleted(1, "No Access");
-        group.policies = Some(json!([
+        group.policies = Some(raw(json!([
             {"id": "aaaa", "access": "allow"},
             {"id": "bbbb", "permission_groups": [{"id": "pg"}]}
-        ]));
+        ])));
         let journal = journal_with_deleted(dir.path(), &group);
         let api = MemoryApi::new(Vec::new(), Create::Normal);
         let error = restore(&journal, &group.id, RestoreOptions::default(), &api)

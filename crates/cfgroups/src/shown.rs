@@ -51,6 +51,10 @@ fn is_unprintable(c: char) -> bool {
 /// trimmed. Two different names with one key are a trap: a declaration names one of them,
 /// and the person reading the plan believes it names the other.
 pub fn lookalike_key(name: &str) -> String {
+    // ASCII is its own NFKC form and holds no invisible character: only the skeleton applies.
+    if name.is_ascii() {
+        return unicode_security::skeleton(name.trim()).collect();
+    }
     let folded: String = name.nfkc().filter(|c| !is_invisible(*c)).collect();
     unicode_security::skeleton(folded.trim()).collect()
 }

@@ -6,6 +6,7 @@
 use std::future::Future;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::cloudflare::{self, Client};
@@ -75,12 +76,13 @@ pub trait GroupWriter: Send + Sync {
         group: &GroupId,
     ) -> impl Future<Output = DeletionOutcome> + Send;
 
-    /// Creates a group named `name` with `policies` (the create endpoint's shape).
+    /// Creates a group named `name` with `policies` (JSON text of the create endpoint's
+    /// shape, see [`crate::restore::creatable_policies`]).
     fn create_group(
         &self,
         account: &AccountId,
         name: &str,
-        policies: Value,
+        policies: &RawValue,
     ) -> impl Future<Output = Result<ObservedGroup, WriteError>> + Send;
 
     /// Adds account members, by member id, to `group`.
@@ -143,7 +145,7 @@ impl GroupWriter for Client {
         &self,
         account: &AccountId,
         name: &str,
-        policies: Value,
+        policies: &RawValue,
     ) -> Result<ObservedGroup, WriteError> {
         Ok(Client::create_group(self, account, name, policies).await?)
     }

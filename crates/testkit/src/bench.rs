@@ -1,7 +1,7 @@
-//! What the benches share: accounts of real-shaped groups from the fake's generator with a
-//! share of them declared absent, a second client spending requests of the same token
-//! beside the binary, medians, and the line that prints a figure next to its bound and
-//! makes the bench fail when a target is missed.
+//! What the benches set up: accounts of real-shaped groups from the fake's generator with a
+//! share of them declared absent, a second client spending requests of the same token beside
+//! the binary, and the least time a request count takes under a window limit. Measuring and
+//! judging is [`crate::measure`]'s.
 
 use std::time::Duration;
 
@@ -68,9 +68,9 @@ pub fn spend(
     })
 }
 
-/// `accounts` accounts of `groups` generated groups each (`group-0000`, `group-0001`, ...),
-/// the first `absent` of each declared absent and the rest left unmanaged (reported, never
-/// deleted). `max_deletes` is raised to `absent` so a mass cleanup is not blocked.
+/// `accounts` accounts of `groups` real-shaped groups each, the first `absent` of each
+/// declared absent by name and the rest left unmanaged (reported, never deleted).
+/// `max_deletes` is raised to `absent` so a mass cleanup is not blocked.
 pub fn generated(
     accounts: usize,
     groups: usize,
@@ -80,21 +80,15 @@ pub fn generated(
     let mut state = FakeState::new();
     let mut configs = Vec::new();
     for (seed, id) in (0u64..).zip(&ids) {
-        state = state.with_generated_groups(id, groups, 1_000 + seed);
-        let config = (0..absent).fold(
+        state = state.with_real_shaped_groups(id, groups, 1_000 + seed);
+        let config = state.groups(id).iter().take(absent).fold(
             AccountConfig::new(id.clone())
                 .max_deletes(u32::try_from(absent.max(1)).unwrap_or(u32::MAX)),
-            |config, n| config.absent(&format!("group-{n:04}")),
+            |config, group| config.absent(&group.name),
         );
         configs.push(config);
     }
     (state, configs, ids)
-}
-
-/// The median of `samples` (the upper one of an even count).
-pub fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
 /// `(ceil(requests / limit) - 1) * window`: the least time `requests` take from the first
@@ -102,55 +96,6 @@ pub fn median(mut samples: Vec<Duration>) -> Duration {
 pub fn window_bound(requests: usize, limit: usize, window: Duration) -> Duration {
     let windows = requests.div_ceil(limit.max(1)).saturating_sub(1);
     window * u32::try_from(windows).unwrap_or(u32::MAX)
-}
-
-/// The targets of one bench: each figure is printed next to its bound as it is checked,
-/// and [`Targets::finish`] exits non-zero when any was missed.
-#[derive(Debug)]
-pub struct Targets {
-    bench: &'static str,
-    missed: Vec<String>,
-}
-
-impl Targets {
-    pub fn new(bench: &'static str) -> Self {
-        Self {
-            bench,
-            missed: Vec::new(),
-        }
-    }
-
-    /// Prints `figure` against `bound`, and records a miss when `met` is false.
-    pub fn check(&mut self, what: &str, figure: impl std::fmt::Display, bound: &str, met: bool) {
-        println!(
-            "{}: {what}: {figure} (target {bound}: {})",
-            self.bench,
-            if met { "met" } else { "MISSED" }
-        );
-        if !met {
-            self.missed.push(what.to_owned());
-        }
-    }
-
-    /// Prints a figure that has no bound.
-    pub fn note(&self, what: &str, figure: impl std::fmt::Display) {
-        println!("{}: {what}: {figure}", self.bench);
-    }
-
-    /// Ends the bench: exit code 1 when a target was missed.
-    pub fn finish(self) {
-        if self.missed.is_empty() {
-            println!("{}: every target met", self.bench);
-        } else {
-            eprintln!("{}: missed: {}", self.bench, self.missed.join(", "));
-            std::process::exit(1);
-        }
-    }
-}
-
-/// Seconds with one decimal, for the printed lines.
-pub fn secs(duration: Duration) -> String {
-    format!("{:.2}s", duration.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -171,6 +116,7 @@ mod tests {
         assert_eq!(ids.len(), 2);
         assert_eq!(state.groups(&ids[1]).len(), 10);
         assert_eq!(configs[0].groups.len(), 3);
-        assert_eq!(configs[0].groups[2].0.as_deref(), Some("group-0002"));
+        let third = &state.groups(&ids[0])[2].name;
+        assert_eq!(configs[0].groups[2].0.as_deref(), Some(third.as_str()));
     }
 }

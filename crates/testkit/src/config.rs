@@ -25,21 +25,16 @@ pub fn member_id(n: usize) -> String {
     format!("e{n:031x}")
 }
 
-/// Group `n` of `account`, named `name`, with `members` members and one policy, so backups
-/// have something to carry.
+/// Group `n` of `account`, named `name`, with `members` members and 0-3 real-shaped policies
+/// drawn from `n` (the fake's generator), so backups carry what real ones do.
 pub fn group(account: usize, n: usize, name: &str, members: usize) -> FakeGroup {
-    let mut group = FakeGroup::new(group_id(account, n), name).with_members(
-        (0..members)
-            .map(|m| FakeMember::new(member_id(n * 10 + m), format!("m{n}-{m}@example.com")))
-            .collect(),
-    );
-    group.policies = serde_json::json!([{
-        "id": format!("{:032x}", n),
-        "access": "allow",
-        "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f", "name": "Zone Read"}],
-        "resource_groups": [{"id": "6d7f2f5f5b1d4a0a9b0a2b2a3b3c4d5e", "scope": {"key": "com.cloudflare.api.account.a", "objects": []}}]
-    }]);
-    group
+    FakeGroup::new(group_id(account, n), name)
+        .with_members(
+            (0..members)
+                .map(|m| FakeMember::new(member_id(n * 10 + m), format!("m{n}-{m}@example.com")))
+                .collect(),
+        )
+        .with_real_shaped_policies(self::account(account).as_str(), n as u64)
 }
 
 /// One account of a desired-state file.

@@ -12,6 +12,7 @@
 //! - [`scenario`]: accounts full of groups to delete, and checks over the fake's state and
 //!   the journal;
 //! - [`seeded`]: seeded randomness and run sizes taken from the environment;
+//! - [`measure`]: the benchmarks' wall times, peak memory, medians and targets;
 //! - [`client`]: the product's HTTP client pointed at a fake, recording every attempt;
 //! - [`daemon`]: `cfgroups run` against the fake: its JSON log, its health and metrics
 //!   server, signals, and its memory and CPU from `/proc`;
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod fake;
 pub mod lease_api;
+pub mod measure;
 pub mod oracle;
 pub mod paths;
 pub mod scenario;

@@ -16,6 +16,9 @@ pub const EXAMPLE_PRODUCTION: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 /// The staging account of the examples.
 pub const EXAMPLE_STAGING: &str = "9a7806061c88ada191ed06f989cc3dac";
 
+/// The environment variable naming another `cfgroups` build to run (see [`bin`]).
+pub const BENCH_BIN_VAR: &str = "CFGROUPS_BENCH_BIN";
+
 /// The repository root: this crate lives in `crates/testkit`, two levels below it.
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -35,9 +38,15 @@ pub fn example_state() -> FakeState {
 /// `target/<profile>/deps/` and the package's binaries, which it builds first, into
 /// `target/<profile>/`. (`CARGO_BIN_EXE_cfgroups` cannot be used: cargo sets it only while
 /// compiling cfgroups' own tests and benches, not this crate.)
+///
+/// [`BENCH_BIN_VAR`] names another build instead, so a benchmark can measure the build
+/// before a change on exactly the same data.
 pub fn bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(other) = std::env::var_os(BENCH_BIN_VAR) {
+            return PathBuf::from(other);
+        }
         let exe = std::env::current_exe().expect("the path of the running test");
         let dir = exe.parent().expect("the test's directory");
         let profile = if dir.ends_with("deps") {

@@ -28,6 +28,27 @@ pub fn print_out(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Writes to stdout through `write`, buffered, like [`print_out`]: for output too large to
+/// build as one string first. Output that never carries styles (JSON) skips the colour
+/// adapter, which would only scan it for escapes.
+pub fn write_out(
+    styled: bool,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    const BUFFER: usize = 64 * 1024;
+    let written = if styled {
+        let mut out = std::io::BufWriter::with_capacity(BUFFER, anstream::stdout().lock());
+        write(&mut out).and_then(|()| out.flush())
+    } else {
+        let mut out = std::io::BufWriter::with_capacity(BUFFER, std::io::stdout().lock());
+        write(&mut out).and_then(|()| out.flush())
+    };
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Asks whether to delete `count` groups; only the answer `yes` agrees.
 pub fn confirm(
     input: &mut impl BufRead,

@@ -1,6 +1,6 @@
 //! `validate` and `plan`: the read-only commands.
 
-use super::output::print_out;
+use super::output::{print_out, write_out};
 use super::{ConfigArgs, Exit, PlanArgs, connect};
 use crate::config;
 use crate::plan::{self, PlanOptions};
@@ -30,11 +30,13 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     )
     .await;
     let plan = plan::plan(&desired, &observed, PlanOptions::default());
-    print_out(&report::render(
-        &plan,
-        &source.describe(),
-        args.output.into(),
-    ))?;
+    // The plan holds what the report needs; the listing is not kept alongside it.
+    drop(observed);
+    let described = source.describe();
+    let format: report::Format = args.output.into();
+    write_out(format != report::Format::Json, |out| {
+        report::write(&plan, &described, format, out)
+    })?;
     if let Some(out) = &args.out {
         SavedPlan::new(&plan, &desired.content_hash).save(out)?;
         eprintln!("Saved the planned deletions to {}", out.display());

@@ -11,18 +11,20 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The envelope around every Cloudflare API v4 response.
+/// The envelope around every Cloudflare API v4 response, its `result` of type `T`: the
+/// caller's typed payload (list pages deserialize straight into groups), `IgnoredAny` where
+/// the payload does not matter, or a `Value` where it is not known.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Envelope {
+pub struct Envelope<T = Value> {
     /// Whether the request succeeded; a `false` under HTTP 200 is still a failure.
     pub success: bool,
     #[serde(default, deserialize_with = "null_as_default")]
     pub errors: Vec<ApiError>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub messages: Vec<Value>,
-    /// The payload, kept as JSON until the caller knows its shape.
-    #[serde(default)]
-    pub result: Option<Value>,
+    /// The payload; `None` when absent or `null`.
+    #[serde(default = "none")]
+    pub result: Option<T>,
     #[serde(default)]
     pub result_info: Option<ResultInfo>,
 }
@@ -55,6 +57,10 @@ pub struct ResultInfo {
     pub count: Option<u64>,
     #[serde(default)]
     pub total_count: Option<u64>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

@@ -107,6 +107,13 @@ pub enum Error {
     /// The HTTP client could not be constructed (e.g. no TLS roots).
     #[error("cannot build the HTTP client: {0}")]
     ClientBuild(#[source] reqwest::Error),
+    /// A request body could not be written as JSON; nothing was sent.
+    #[error("{route}: cannot encode the request body: {source}")]
+    Encode {
+        route: Route,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn retry_after_text(retry_after: Option<Duration>) -> String {
@@ -163,7 +170,8 @@ impl Error {
             | Self::RateLimitWait { .. }
             | Self::InvalidBaseUrl { .. }
             | Self::InvalidUserAgent(_)
-            | Self::ClientBuild(_) => false,
+            | Self::ClientBuild(_)
+            | Self::Encode { .. } => false,
         }
     }
 

@@ -9,11 +9,34 @@
 //! one after another until a short one. A complete listing never costs a wasted request.
 //! Anything that does not add up means the collection changed under the listing or the
 //! server misbehaved, and a view that may be incomplete must never drive deletions.
+//!
+//! The pager sees only the ids of a page's items ([`PageItem`]), so a page can be read
+//! straight into typed items.
 
 use std::collections::{BTreeSet, HashSet};
 use std::ops::RangeInclusive;
 
 use super::envelope::ResultInfo;
+use crate::model::ObservedGroup;
+
+/// An item of a list page, as far as page accounting needs it: its id, if it has one.
+pub trait PageItem {
+    fn page_id(&self) -> Option<&str>;
+}
+
+/// Groups are typed as their page is read; their id is checked by then.
+impl PageItem for ObservedGroup {
+    fn page_id(&self) -> Option<&str> {
+        Some(self.id.as_str())
+    }
+}
+
+/// Members stay opaque JSON objects (they are only carried into the journal).
+impl PageItem for serde_json::Value {
+    fn page_id(&self) -> Option<&str> {
+        self.get("id").and_then(serde_json::Value::as_str)
+    }
+}
 
 /// The largest page Cloudflare serves, and the size cfgroups asks for.
 pub const PER_PAGE: u64 = 500;

@@ -481,6 +481,10 @@ fn failed_in(summary: &ApplySummary) -> impl Iterator<Item = AccountId> + '_ {
 pub fn write_report(state_dir: &Path, plan: &Plan, source: &str) -> std::io::Result<()> {
     let path = state_dir.join(LAST_REPORT_FILE);
     let temp = state_dir.join(format!(".{LAST_REPORT_FILE}.tmp"));
-    std::fs::write(&temp, report::json(plan, source))?;
+    // Written as it is encoded: a report of 50,000 groups is never held whole.
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&temp)?);
+    report::write(plan, source, report::Format::Json, &mut file)?;
+    std::io::Write::flush(&mut file)?;
+    drop(file);
     std::fs::rename(&temp, &path)
 }

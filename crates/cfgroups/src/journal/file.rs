@@ -5,7 +5,13 @@
 //! `write`, then `fsync`, so concurrent writers (tasks or processes) never interleave. A
 //! line torn by a crash is terminated before the next append; readers report it. Before
 //! every append the path is checked to still name the open file ([`super::path_check`]).
+//!
+//! A record is one line. Groups carry their policies as the raw JSON text Cloudflare sent,
+//! which the journal keeps byte for byte; only text that spans lines (a pretty-printed
+//! answer) loses its line breaks and indentation before it is hashed and written, never a
+//! token.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -116,7 +122,8 @@ impl Journal {
         group: &ObservedGroup,
         members: Option<Vec<Value>>,
     ) -> Result<Record, JournalError> {
-        let hash = backup_sha256(group, members.as_ref());
+        let group = one_line_policies(group);
+        let hash = backup_sha256(&group, members.as_ref());
         self.append_with(|index| {
             let unchanged = index
                 .backup(account, &group.id)
@@ -135,7 +142,7 @@ impl Journal {
                     at: now(),
                     run: run.to_owned(),
                     account: account.clone(),
-                    group: group.clone(),
+                    group: group.into_owned(),
                     members,
                     backup_sha256: Some(hash),
                 }
@@ -206,15 +213,68 @@ fn append_locked(
     }
     index.refresh(file, path)?;
     let record = make(index);
-    let mut line = serde_json::to_vec(&record).map_err(|source| JournalError::Encode {
+    let line = serde_json::to_vec(&record).map_err(|source| JournalError::Encode {
         path: path.to_owned(),
         source,
     })?;
+    let mut line = one_line(line);
     line.push(b'\n');
     (&*file).write_all(&line).map_err(io)?;
     file.sync_data().map_err(io)?;
     index.refresh(file, path)?;
     Ok(record)
+}
+
+/// `group` with policies that hold no line break: as it is (the usual case: Cloudflare sends
+/// compact JSON), or with the whitespace between tokens of a pretty-printed text removed.
+fn one_line_policies(group: &ObservedGroup) -> Cow<'_, ObservedGroup> {
+    let Some(policies) = group.policies.as_deref() else {
+        return Cow::Borrowed(group);
+    };
+    if !spans_lines(policies.get().as_bytes()) {
+        return Cow::Borrowed(group);
+    }
+    let compact = String::from_utf8(one_line(policies.get().as_bytes().to_vec()))
+        .ok()
+        .and_then(|text| serde_json::value::RawValue::from_string(text).ok());
+    match compact {
+        Some(compact) => Cow::Owned(ObservedGroup {
+            policies: Some(compact),
+            ..group.clone()
+        }),
+        // Unreachable for valid JSON; the line-level pass in `append_locked` still applies.
+        None => Cow::Borrowed(group),
+    }
+}
+
+fn spans_lines(bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| matches!(b, b'\n' | b'\r'))
+}
+
+/// JSON text on one line: the whitespace between tokens dropped when the text holds a line
+/// break (which JSON allows only there, never inside a string), untouched otherwise.
+fn one_line(encoded: Vec<u8>) -> Vec<u8> {
+    if !spans_lines(&encoded) {
+        return encoded;
+    }
+    let mut line = Vec::with_capacity(encoded.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in encoded {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        line.push(byte);
+    }
+    line
 }
 
 /// Whether the file's last byte is not a newline (a line torn by a crash).
@@ -363,6 +423,49 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn raw_policies_are_kept_byte_for_byte_and_on_one_line() {
+        use serde_json::value::RawValue;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let journal = Journal::open(&path).unwrap();
+        let compact = r#"[{"access":"allow","n":1e400,"s":"a b\n\u00e9","big":123456789012345678901234567890}]"#;
+        let pretty = "[\n  {\"access\": \"deny\",\r\n   \"s\": \"x  y\\\"\"}\n]";
+        for (n, policies) in [(1, compact), (2, pretty)] {
+            let mut backup = group(n);
+            backup.policies = Some(RawValue::from_string(policies.to_owned()).unwrap());
+            journal
+                .append_intent("r1", &backup_account(), &backup, None)
+                .unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains(compact), "{text}");
+        assert!(
+            text.contains(r#"[{"access":"deny","s":"x  y\""}]"#),
+            "{text}"
+        );
+        let contents = read(&path).unwrap();
+        assert_eq!(contents.records.len(), 2);
+        // The hash written is the hash of what was written.
+        for record in &contents.records {
+            let Record::Intent {
+                group,
+                members,
+                backup_sha256: Some(hash),
+                ..
+            } = record
+            else {
+                panic!("not a full intent: {record:?}");
+            };
+            assert_eq!(*hash, backup_sha256(group, members.as_ref()));
+        }
+    }
+
+    fn backup_account() -> AccountId {
+        super::super::fixtures::account()
     }
 
     #[test]

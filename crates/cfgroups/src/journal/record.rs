@@ -2,17 +2,25 @@
 //! identical backup journaled earlier), the deletion's outcome, or a restore's start and
 //! end; the backup's hash; and the run ids and timestamps that tie them together.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
 
 /// One line of the journal.
+///
+/// `#[serde(remote = "Self")]` makes the derives inherent functions, wrapped by the trait
+/// impls below: an intent cannot be read through `serde(tag)`, which buffers the line in a
+/// format-neutral tree that holds neither raw JSON text (the group's policies) nor numbers
+/// beyond a float's range, so intents are read by a path of their own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 pub enum Record {
     /// About to delete `group`; everything needed to recreate it.
+    #[serde(skip_deserializing)]
     Intent {
         at: String,
         run: String,
@@ -77,6 +85,62 @@ pub enum Record {
 
 fn members_restored_default() -> bool {
     true
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Record::serialize(self, serializer)
+    }
+}
+
+/// An intent line: its fields read straight from the text, `type` ignored.
+#[derive(Deserialize)]
+struct IntentLine {
+    at: String,
+    run: String,
+    account: AccountId,
+    group: ObservedGroup,
+    members: Option<Vec<Value>>,
+    #[serde(default)]
+    backup_sha256: Option<String>,
+}
+
+/// Just the `type` of a line; the rest is skipped unread.
+#[derive(Deserialize)]
+struct Kind {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Reads the line as text (JSON only), looks at its `type`, then reads it again as that
+/// kind of record: intents straight into their fields, the others through the derive.
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let line = <&RawValue>::deserialize(deserializer)?;
+        let text = line.get();
+        let kind: Kind = serde_json::from_str(text).map_err(de::Error::custom)?;
+        if kind.kind == "intent" {
+            let IntentLine {
+                at,
+                run,
+                account,
+                group,
+                members,
+                backup_sha256,
+            } = serde_json::from_str(text).map_err(de::Error::custom)?;
+            Ok(Record::Intent {
+                at,
+                run,
+                account,
+                group,
+                members,
+                backup_sha256,
+            })
+        } else {
+            Record::deserialize(&mut serde_json::Deserializer::from_str(text))
+                .map_err(de::Error::custom)
+        }
+    }
 }
 
 impl Record {
@@ -161,5 +225,74 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn every_kind_of_record_round_trips_with_raw_policies() {
+        let policies = r#"[{"access":"allow","n":1e400,"big":123456789012345678901234567890}]"#;
+        let group = ObservedGroup {
+            id: "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a".parse().unwrap(),
+            name: "Équipe".into(),
+            created_on: None,
+            modified_on: None,
+            policies: Some(RawValue::from_string(policies.to_owned()).unwrap()),
+        };
+        let account: AccountId = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        let members = Some(vec![serde_json::json!({"id": "m"})]);
+        let records = [
+            Record::Intent {
+                at: now(),
+                run: "r".into(),
+                account: account.clone(),
+                group: group.clone(),
+                backup_sha256: Some(backup_sha256(&group, members.as_ref())),
+                members,
+            },
+            Record::IntentRef {
+                at: now(),
+                run: "r".into(),
+                account: account.clone(),
+                group_id: group.id.clone(),
+                name: group.name.clone(),
+                backup_sha256: "00".into(),
+            },
+            Record::Outcome {
+                at: now(),
+                run: "r".into(),
+                account: account.clone(),
+                group_id: group.id.clone(),
+                outcome: DeletionOutcome::Failed { error: "x".into() },
+            },
+            Record::RestoreStarted {
+                at: now(),
+                run: "r".into(),
+                account: account.clone(),
+                group_id: group.id.clone(),
+                name: group.name.clone(),
+            },
+            Record::Restore {
+                at: now(),
+                run: "r".into(),
+                account,
+                group_id: group.id.clone(),
+                new_group_id: group.id.clone(),
+                members_restored: false,
+            },
+        ];
+        for record in records {
+            let line = serde_json::to_string(&record).unwrap();
+            assert!(line.contains(r#""type":"#), "{line}");
+            assert_eq!(
+                serde_json::from_str::<Record>(&line).unwrap(),
+                record,
+                "{line}"
+            );
+            assert_eq!(
+                serde_json::from_slice::<Record>(line.as_bytes()).unwrap(),
+                record
+            );
+        }
+        let err = serde_json::from_str::<Record>(r#"{"type":"other"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 }

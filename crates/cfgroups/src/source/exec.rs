@@ -11,10 +11,10 @@ use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde::Deserialize;
 use thiserror::Error;
 
-use super::snapshot::{Snapshot, SnapshotAccount, SnapshotError, parse_document};
+use super::document::{self, Keep};
+use super::snapshot::SnapshotError;
 use super::{GroupSource, ListingError};
 use crate::cloudflare::KnownSecrets;
 use crate::cloudflare::known_secrets::is_credential_variable;
@@ -132,30 +132,27 @@ pub struct ExecSource {
     parent_env: Option<Vec<(OsString, OsString)>>,
 }
 
-/// Just enough of a listing command's output to tell its shape: a whole snapshot has a
-/// top-level `accounts` key, one account's `{"groups": [...]}` does not.
-#[derive(Deserialize)]
-struct Shape {
-    #[serde(default)]
-    accounts: Option<serde::de::IgnoredAny>,
-}
-
-/// What a listing command may print: one account's `{"groups": [...]}`, or a whole snapshot.
-enum ExecOutput {
-    Snapshot(Snapshot),
-    Account(SnapshotAccount),
-}
-
-impl ExecOutput {
-    /// Tells the shape first, then parses it as exactly that shape, so a snapshot's
-    /// `format_version` is checked and every error names its field path and position.
-    fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
-        let shape: Shape = parse_document(text, origin)?;
-        if shape.accounts.is_some() {
-            Snapshot::parse(text, origin).map(Self::Snapshot)
-        } else {
-            parse_document(text, origin).map(Self::Account)
-        }
+/// What a listing command may print: one account's `{"groups": [...]}`, or a whole snapshot
+/// (of which only the account asked for is built). One pass over the text either way; a
+/// snapshot's `format_version` is checked, and errors name their field path and position.
+fn parse_output(
+    text: &str,
+    origin: &str,
+    account: &AccountId,
+) -> Result<Option<Vec<ObservedGroup>>, SnapshotError> {
+    let mut parsed = document::parse(text, origin, Keep::Only(account))?;
+    match (parsed.accounts.take(), parsed.groups.take()) {
+        (Some(mut accounts), None) => Ok(accounts.remove(account).map(|entry| entry.groups)),
+        (None, Some(groups)) => Ok(Some(groups)),
+        (Some(_), Some(_)) => Err(SnapshotError::Parse {
+            origin: origin.to_owned(),
+            message: "both `accounts` (a snapshot) and `groups` (one account): which is it?"
+                .to_owned(),
+        }),
+        (None, None) => Err(SnapshotError::Parse {
+            origin: origin.to_owned(),
+            message: "neither `groups` (one account) nor `accounts` (a snapshot)".to_owned(),
+        }),
     }
 }
 
@@ -258,16 +255,12 @@ impl ExecSource {
         }
         let text = String::from_utf8_lossy(&output.stdout);
         let origin = format!("output of `{command}`");
-        match ExecOutput::parse(&text, &origin) {
-            Ok(ExecOutput::Account(entry)) => Ok(entry.groups),
-            Ok(ExecOutput::Snapshot(mut snapshot)) => snapshot
-                .accounts
-                .remove(account)
-                .map(|entry| entry.groups)
-                .ok_or_else(|| ExecError::AccountMissing {
-                    command,
-                    account: account.clone(),
-                }),
+        match parse_output(&text, &origin, account) {
+            Ok(Some(groups)) => Ok(groups),
+            Ok(None) => Err(ExecError::AccountMissing {
+                command,
+                account: account.clone(),
+            }),
             Err(source) => Err(ExecError::Output {
                 command,
                 reason: source.to_string(),
@@ -405,6 +398,38 @@ mod tests {
         assert!(
             err.contains(&format!("accounts.{ACCOUNT}.groups[0].id")),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_serves_the_account_asked_for_and_its_raw_policies() {
+        let other = "123e105f4ecef8ad9ca31a8372d0c353";
+        let groups = sh(&format!(
+            r#"echo '{{"format_version":1,"accounts":{{"{other}":{{"groups":[]}},"{ACCOUNT}":{{"groups":[{{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","policies":[{{"access":"allow","n":1e400}}]}}]}}}}}}'"#
+        ))
+        .list(&account())
+        .await
+        .unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            groups[0]
+                .policies
+                .as_deref()
+                .map(serde_json::value::RawValue::get),
+            Some(r#"[{"access":"allow","n":1e400}]"#)
+        );
+        let missing = sh(&format!(
+            r#"echo '{{"format_version":1,"accounts":{{"{other}":{{"groups":[]}}}}}}'"#
+        ))
+        .list(&account())
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                ListingError::Exec(ExecError::AccountMissing { .. })
+            ),
+            "{missing}"
         );
     }
 

@@ -1,10 +1,14 @@
 //! Where observed groups come from: the `GroupSource` trait, the `--source` spec that picks
-//! one, and the bounded concurrent listing of every declared account.
+//! one, and the bounded concurrent listing of every declared account. `document` reads the
+//! snapshot format that the snapshot and exec sources share; `split` reads a snapshot file
+//! one account at a time.
 
 pub mod cloudflare;
+mod document;
 pub mod exec;
 pub mod snapshot;
 pub mod spec;
+mod split;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -25,6 +29,8 @@ pub use spec::{AnySource, OpenError, SourceOptions, SourceSpec};
 pub enum ListingError {
     #[error("account {account} is not in snapshot {path}")]
     NotInSnapshot { account: AccountId, path: String },
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
     #[error(transparent)]

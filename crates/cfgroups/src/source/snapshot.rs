@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::document::{self, Document, Keep};
 use super::{GroupSource, ListingError};
 use crate::model::{AccountId, ObservedGroup};
 
@@ -14,7 +16,10 @@ use crate::model::{AccountId, ObservedGroup};
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// Every group of some accounts at one moment, as Cloudflare listed them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Serialize it with serde_json: the groups' `policies` are raw JSON text (see
+/// [`ObservedGroup`]). Reading goes through [`Snapshot::parse`], which also reads YAML.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub format_version: u32,
     pub accounts: BTreeMap<AccountId, SnapshotAccount>,
@@ -44,94 +49,73 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
-    /// Parses snapshot text: JSON when it starts with `{`, YAML otherwise. `origin` names
-    /// the text in errors (a path, or the command that printed it).
+    /// Parses snapshot text: JSON when it starts with `{`, YAML otherwise (a slower path:
+    /// its policies are read as a tree and written back as JSON text). `origin` names the
+    /// text in errors (a path, or the command that printed it).
     pub fn parse(text: &str, origin: &str) -> Result<Self, SnapshotError> {
-        parse_versioned(text, origin, |snapshot: &Snapshot| snapshot.format_version)
+        Self::from_document(document::parse(text, origin, Keep::All)?, origin)
     }
 
-    /// Reads and parses a snapshot file.
+    fn from_document(parsed: Document, origin: &str) -> Result<Self, SnapshotError> {
+        match (parsed.format_version, parsed.accounts) {
+            (Some(format_version), Some(accounts)) => Ok(Self {
+                format_version,
+                accounts,
+            }),
+            (_, None) => Err(SnapshotError::Parse {
+                origin: origin.to_owned(),
+                message: "missing field `accounts`".to_owned(),
+            }),
+            // `Document::check_version` refuses a snapshot without a version.
+            (None, Some(_)) => Err(SnapshotError::Parse {
+                origin: origin.to_owned(),
+                message: "missing field `format_version`".to_owned(),
+            }),
+        }
+    }
+
+    /// Reads and parses a snapshot file; JSON is read as it streams from the file.
     pub fn load(path: &Path) -> Result<Self, SnapshotError> {
-        load_versioned(path, Self::parse)
+        Self::from_document(
+            document::load(path, Keep::All)?,
+            &path.display().to_string(),
+        )
     }
-}
-
-/// Parses a document in the snapshot format (or a superset of it, such as the fake API's
-/// state), refusing any `format_version` but this build's.
-pub(crate) fn parse_versioned<T: serde::de::DeserializeOwned>(
-    text: &str,
-    origin: &str,
-    version: impl Fn(&T) -> u32,
-) -> Result<T, SnapshotError> {
-    let document: T = parse_document(text, origin)?;
-    match version(&document) {
-        SNAPSHOT_FORMAT_VERSION => Ok(document),
-        found => Err(SnapshotError::Version {
-            origin: origin.to_owned(),
-            found,
-        }),
-    }
-}
-
-/// Reads a file and parses it with `parse`, naming the file in errors.
-pub(crate) fn load_versioned<T>(
-    path: &Path,
-    parse: impl Fn(&str, &str) -> Result<T, SnapshotError>,
-) -> Result<T, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse(&text, &path.display().to_string())
-}
-
-/// Deserializes JSON or YAML text, naming the field path and position of the first error.
-pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
-    text: &str,
-    origin: &str,
-) -> Result<T, SnapshotError> {
-    let parse_error = |message: String| SnapshotError::Parse {
-        origin: origin.to_owned(),
-        message,
-    };
-    if text.trim_start().starts_with('{') {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let inner = e.inner();
-            parse_error(format!(
-                "line {} column {}: {}: {}",
-                inner.line(),
-                inner.column(),
-                e.path(),
-                strip_position(&inner.to_string())
-            ))
-        })
-    } else {
-        crate::yaml_guard::check_depth(text).map_err(|e| parse_error(e.to_string()))?;
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| parse_error(format!("{}: {}", e.path(), e.inner())))
-    }
-}
-
-/// serde_json appends " at line L column C"; the caller prints the position first instead.
-fn strip_position(message: &str) -> &str {
-    message.split(" at line ").next().unwrap_or(message)
 }
 
 /// Serves listings from a snapshot read once at start.
+///
+/// Each account's groups are handed over, not copied, the first time the account is listed
+/// (every command lists each account once), so the snapshot is never held twice. Listing
+/// an account again reads that account from the file again.
 #[derive(Debug)]
 pub struct SnapshotSource {
     path: PathBuf,
-    snapshot: Snapshot,
+    unlisted: Mutex<BTreeMap<AccountId, Vec<ObservedGroup>>>,
 }
 
 impl SnapshotSource {
     pub fn open(path: &Path) -> Result<Self, SnapshotError> {
         Ok(Self {
             path: path.to_owned(),
-            snapshot: Snapshot::load(path)?,
+            unlisted: Mutex::new(
+                Snapshot::load(path)?
+                    .accounts
+                    .into_iter()
+                    .map(|(id, entry)| (id, entry.groups))
+                    .collect(),
+            ),
         })
+    }
+
+    /// One account's groups, read from the file again.
+    fn reread(&self, account: &AccountId) -> Result<Option<Vec<ObservedGroup>>, SnapshotError> {
+        let mut parsed = document::load(&self.path, Keep::Only(account))?;
+        Ok(parsed
+            .accounts
+            .as_mut()
+            .and_then(|accounts| accounts.remove(account))
+            .map(|entry| entry.groups))
     }
 }
 
@@ -141,14 +125,19 @@ impl GroupSource for SnapshotSource {
     }
 
     async fn list(&self, account: &AccountId) -> Result<Vec<ObservedGroup>, ListingError> {
-        self.snapshot
-            .accounts
-            .get(account)
-            .map(|entry| entry.groups.clone())
-            .ok_or_else(|| ListingError::NotInSnapshot {
-                account: account.clone(),
-                path: self.path.display().to_string(),
-            })
+        let first = self
+            .unlisted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(account);
+        let groups = match first {
+            Some(groups) => Some(groups),
+            None => self.reread(account)?,
+        };
+        groups.ok_or_else(|| ListingError::NotInSnapshot {
+            account: account.clone(),
+            path: self.path.display().to_string(),
+        })
     }
 }
 
@@ -184,11 +173,40 @@ mod tests {
         assert!(err.contains("not 32 lowercase hexadecimal"), "{err}");
     }
 
+    #[tokio::test]
+    async fn an_account_listed_twice_is_read_again_and_an_unknown_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"format_version":1,"accounts":{{"{ACCOUNT}":{{"groups":[
+                {{"id":"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a","name":"Ops","policies":[{{"n":1e400}}]}}]}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let source = SnapshotSource::open(&path).unwrap();
+        let account: AccountId = ACCOUNT.parse().unwrap();
+        let first = source.list(&account).await.unwrap();
+        let again = source.list(&account).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first.len(), 1);
+        let other: AccountId = "123e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        assert!(matches!(
+            source.list(&other).await,
+            Err(ListingError::NotInSnapshot { .. })
+        ));
+    }
+
     #[test]
     fn refuses_other_format_versions() {
         let err = Snapshot::parse(r#"{"format_version":2,"accounts":{}}"#, "s.json")
             .unwrap_err()
             .to_string();
         assert!(err.contains("unsupported format_version 2"), "{err}");
+        let err = Snapshot::parse(r#"{"format_version":1}"#, "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `accounts`"), "{err}");
     }
 }

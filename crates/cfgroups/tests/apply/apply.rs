@@ -464,26 +464,137 @@ fn on_a_terminal_only_yes_deletes() {
 
 /// The policies as the create endpoint takes them: access, permission group ids and
 /// resource group ids (the ids Cloudflare gives policies are not part of the definition).
-fn policy_shape(policies: &serde_json::Value) -> Vec<(String, Vec<String>, Vec<String>)> {
-    let ids = |list: &serde_json::Value| -> Vec<String> {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
+/// Read from the text as served, everything else skipped unread, so numbers no float holds
+/// do not matter.
+fn policy_shape(policies: &serde_json::value::RawValue) -> Vec<(String, Vec<String>, Vec<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Policy {
+        access: String,
+        permission_groups: Vec<WithId>,
+        resource_groups: Vec<WithId>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WithId {
+        id: String,
+    }
+    let policies: Vec<Policy> = serde_json::from_str(policies.get()).expect("a policy list");
+    let ids = |list: Vec<WithId>| list.into_iter().map(|item| item.id).collect();
     policies
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["access"].as_str().unwrap().to_owned(),
-                ids(&p["permission_groups"]),
-                ids(&p["resource_groups"]),
-            )
-        })
+        .into_iter()
+        .map(|p| (p.access, ids(p.permission_groups), ids(p.resource_groups)))
         .collect()
+}
+
+/// Policies as an API in beta may send them: unknown keys at every depth, nesting far deeper
+/// than the documented shape, text beyond ASCII (raw and escaped), and numbers no float holds
+/// (`1e400`, a 33-digit integer) or would round (`1.0E-5`, 0.1 to 34 places), with the odd
+/// space between tokens.
+const UNUSUAL_POLICIES: &str = concat!(
+    r#"[{"id":"11111111111111111111111111111111","access":"allow","#,
+    r#""x-ünknown":{"deep":[[[[[[{"n":1e400,"m":-1.0E-5,"#,
+    r#""big":123456789012345678901234567890123,"z":-0.0}]]]]]],"#,
+    r#""emoji":"🔐 \u00e9\ud83d\ude00 \"quoted\""},"#,
+    r#""permission_groups":[{"id":"c8fed203ed3043cba015a93ad1616f1f","name":"Zone Read","#,
+    r#""meta":{"scopes":"com.cloudflare.api.account.zone","weight":1E+2}}],"#,
+    r#""resource_groups": [{"id":"6d7f2f5f5b1d4a0a9b0a2b2a3b3c4d5e","#,
+    r#""scope":[{"key":"com.cloudflare.api.account.zone.1","objects":[{"key":"*"}]}],"#,
+    r#""meta":{"ratio":0.1000000000000000055511151231257827}}]},"#,
+    r#"{"id":"22222222222222222222222222222222","access":"deny","#,
+    r#""permission_groups":[{"id":"3030687196b94b638145a3953da19b46","name":"Équipe DNS"}],"#,
+    r#""resource_groups":[{"id":"7e8f3f6f6c2e5b1b0c1b3c3b4c4d5e6f","#,
+    r#""scope":{"key":"com.cloudflare.api.account.zone.2","objects":[]},"unknown":null}]}]"#,
+);
+
+/// A group with [`UNUSUAL_POLICIES`] is listed (by `export --snapshot`, and by `apply`),
+/// deleted and restored: the snapshot and the journal hold the policies exactly as the API
+/// served them, byte for byte, and the restored group has them in the create shape.
+#[test]
+fn unusual_policies_are_journaled_byte_for_byte_and_restored_in_the_create_shape() {
+    let a = account(0);
+    let original = group(0, 1, "Équipe Sécurité", 2)
+        .with_policies_text(UNUSUAL_POLICIES)
+        .expect("valid JSON");
+    let fake = Fake::start(
+        FakeState::new()
+            .with_group(&a, original.clone())
+            .with_group(&a, group(0, 2, "Team", 1)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("s");
+
+    let exported = cfgroups()
+        .against(&fake)
+        .args([
+            "export",
+            "--snapshot",
+            "--output",
+            "json",
+            "--account",
+            a.as_str(),
+        ])
+        .run();
+    exported.assert_code(0);
+    assert!(
+        exported.stdout.contains(UNUSUAL_POLICIES),
+        "the listing carries the policies byte for byte:\n{}",
+        exported.stdout
+    );
+
+    let config = write_config(
+        dir.path(),
+        &[AccountConfig::new(a.clone())
+            .absent("Équipe Sécurité")
+            .present("Team")],
+    );
+    apply(&fake, &config, &state_dir)
+        .unlimited()
+        .run()
+        .assert_code(0);
+    assert_eq!(names(&fake, &a), ["Team"]);
+
+    let text = std::fs::read_to_string(state_dir.join("journal.jsonl")).unwrap();
+    let intent_line = text
+        .lines()
+        .find(|line| line.contains(r#""type":"intent""#))
+        .expect("an intent");
+    assert!(intent_line.contains(UNUSUAL_POLICIES), "{intent_line}");
+    let contents = journal(&state_dir);
+    let backed_up = contents
+        .records
+        .iter()
+        .find_map(|record| match record {
+            Record::Intent { group, .. } => group.policies.as_deref(),
+            _ => None,
+        })
+        .expect("the intent reads back");
+    assert_eq!(backed_up.get(), UNUSUAL_POLICIES);
+
+    restore_cmd(&fake, &original.id, &state_dir).assert_code(0);
+    let groups = fake.groups(&a);
+    let restored = groups
+        .iter()
+        .find(|g| g.name == "Équipe Sécurité")
+        .expect("the group is back");
+    assert_ne!(restored.id, original.id);
+    assert_eq!(
+        policy_shape(&restored.policies),
+        policy_shape(&original.policies)
+    );
+    assert_eq!(
+        policy_shape(&restored.policies),
+        [
+            (
+                "allow".to_owned(),
+                vec!["c8fed203ed3043cba015a93ad1616f1f".to_owned()],
+                vec!["6d7f2f5f5b1d4a0a9b0a2b2a3b3c4d5e".to_owned()]
+            ),
+            (
+                "deny".to_owned(),
+                vec!["3030687196b94b638145a3953da19b46".to_owned()],
+                vec!["7e8f3f6f6c2e5b1b0c1b3c3b4c4d5e6f".to_owned()]
+            ),
+        ]
+    );
 }
 
 /// Delete with apply, then `restore --group <old id>`: the group comes back with the same
@@ -492,8 +603,7 @@ fn policy_shape(policies: &serde_json::Value) -> Vec<(String, Vec<String>, Vec<S
 #[test]
 fn a_deleted_group_is_restored_from_the_journal() {
     let a = account(0);
-    let mut original = group(0, 1, "Contractors 2024", 3);
-    original.policies = serde_json::json!([
+    let original = group(0, 1, "Contractors 2024", 3).with_policies(&serde_json::json!([
         {"id": "11111111111111111111111111111111", "access": "allow",
          "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f", "name": "Zone Read"},
                                {"id": "82e64a83756745bbbb1c9c2701bf816b", "name": "DNS Read"}],
@@ -505,7 +615,7 @@ fn a_deleted_group_is_restored_from_the_journal() {
                               "scope": {"key": "com.cloudflare.api.account.zone.2", "objects": []}},
                              {"id": "8f9a4a7a7d3f6c2c1d2c4d4c5d5e6f70",
                               "scope": {"key": "com.cloudflare.api.account.zone.3", "objects": []}}]}
-    ]);
+    ]));
     let state = FakeState::new()
         .with_group(&a, original.clone())
         .with_group(&a, group(0, 2, "Team", 1));

@@ -106,10 +106,9 @@ fn a_restore_whose_create_answer_was_lost_adopts_the_group_on_the_rerun() {
 /// `allow`.
 #[test]
 fn a_policy_without_access_is_refused() {
-    let mut original = group(0, 1, NAME, 1);
-    original.policies = serde_json::json!([
+    let original = group(0, 1, NAME, 1).with_policies(&serde_json::json!([
         {"id": "0123456789abcdef0123456789abcdef", "permission_groups": [{"id": "p"}], "resource_groups": []}
-    ]);
+    ]));
     let (fake, _dir, state_dir, _) = deleted(fake(), &original);
     let out = restore(&fake, &original.id, &state_dir, &[]);
     out.assert_code(1);

@@ -311,7 +311,11 @@ async fn success_false_under_200_is_an_error() {
 async fn a_post_is_not_retried_after_a_503() {
     let (client, seen, _) = stub(|_, _| failure(503, 0, "unavailable")).await;
     let err = client
-        .create_group(&account(0), "Ops", json!([]))
+        .create_group(
+            &account(0),
+            "Ops",
+            &serde_json::value::RawValue::from_string("[]".to_owned()).unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(503));

@@ -3,6 +3,7 @@
 //! valid by the clock, so the executor asks the election right before each deletion starts.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::leadership::Leadership;
 use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
@@ -63,7 +64,7 @@ impl<W: GroupWriter> GroupWriter for LeaderWriter<W> {
         &self,
         account: &AccountId,
         name: &str,
-        policies: Value,
+        policies: &RawValue,
     ) -> Result<ObservedGroup, WriteError> {
         self.inner.create_group(account, name, policies).await
     }
