@@ -771,7 +771,6 @@ fn encode(route: &Route, body: &impl Serialize) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// The `id` of every item of a page (`None` for an item without one).
 
 fn is_not_found(err: &Error) -> bool {
     matches!(err, Error::Api { status: 404, .. })
