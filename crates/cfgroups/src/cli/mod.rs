@@ -7,6 +7,7 @@ pub mod durations;
 mod election;
 mod export;
 mod journal;
+mod manual;
 mod output;
 mod plan;
 mod run;
@@ -24,8 +25,10 @@ use crate::source::SourceSpec;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success; with --detailed-exitcode, no drift
-  1  error: bad config, a listing that failed, a deletion that failed or was blocked
-  2  with --detailed-exitcode: drift (something to delete, blocked, missing or unmanaged)
+  1  error: a usage error (unknown flag, missing argument), bad config, a listing that
+     failed, a deletion that failed or was blocked
+  2  only with plan --detailed-exitcode: drift (something to delete, blocked, missing or
+     unmanaged); never a usage error
 
 Credentials (live API only): CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY,
 or --api-token-file (under systemd: $CREDENTIALS_DIRECTORY/cloudflare-api-token).";
@@ -70,7 +73,7 @@ pub enum Command {
     /// Report drift between the desired state and what a source lists. Changes nothing.
     #[command(after_help = concat!(
         "Example:\n  cfgroups plan --config examples/groups.yaml --source snapshot:examples/snapshot.json\n\n",
-        "Exit codes:\n  0  no drift, or drift without --detailed-exitcode\n  1  error, or an account could not be listed\n  2  drift, with --detailed-exitcode",
+        "Exit codes:\n  0  no drift, or drift without --detailed-exitcode\n  1  error (usage errors too), or an account could not be listed\n  2  drift, with --detailed-exitcode (and only then)",
     ))]
     Plan(PlanArgs),
     /// Delete the groups a fresh plan marks `delete`, journaling a backup of each first.
@@ -481,13 +484,40 @@ pub enum Exit {
     Failed,
 }
 
-/// Maps a command's result to the process exit code. The only place exit codes are chosen.
+/// Maps a command's result to the process exit code. With [`usage_exit_code`], the only
+/// place exit codes are chosen.
 pub fn exit_code(result: &anyhow::Result<Exit>) -> u8 {
     match result {
         Ok(Exit::Success) => 0,
         Ok(Exit::Drift) => 2,
         Ok(Exit::Failed) | Err(_) => 1,
     }
+}
+
+/// The exit code of a command line that did not parse: 0 for `--help` and `--version`
+/// (which clap reports the same way), 1 for every usage error. clap's own choice, 2, is
+/// what `plan --detailed-exitcode` means by "drift": a CI job must be able to tell a typo
+/// in a flag from a plan with changes (Terraform exits 1 on usage errors too).
+pub fn usage_exit_code(error: &clap::Error) -> u8 {
+    match error.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+        _ => 1,
+    }
+}
+
+/// An error and its causes on one line, outermost first, each cause said once: a cause
+/// whose text the message already contains (an error that displays its source and also
+/// reports it as its cause) is not repeated.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Runs the parsed command.

@@ -344,7 +344,36 @@ fn help_documents_exit_codes() {
         .arg("--help")
         .assert()
         .success()
-        .stdout(predicate::str::contains("Exit codes:"));
+        .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::contains("a usage error"))
+        .stdout(predicate::str::contains("never a usage error"));
+}
+
+/// 2 means drift (`plan --detailed-exitcode`) and nothing else: a typo in a flag, a missing
+/// required flag or a bad value exits 1, so CI can tell a broken job from a plan with changes.
+#[test]
+fn usage_errors_exit_one_leaving_two_to_drift() {
+    for args in [
+        &["plan", "-c", EXAMPLE_CONFIG, "--detailed-exitcod"][..],
+        &["plan", "--detailed-exitcode"][..],
+        &["plan", "-c", EXAMPLE_CONFIG, "--output", "yaml"][..],
+        &["apply", "-c", EXAMPLE_CONFIG, "--apply-concurrency", "0"][..],
+        &["no-such-command"][..],
+        &[][..],
+    ] {
+        let run = cfgroups().args(args).run();
+        assert_eq!(run.code, Some(1), "cfgroups {args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("error:") || run.stderr.contains("Usage:"),
+            "cfgroups {args:?}: {}",
+            run.stderr
+        );
+    }
+    for args in [&["--help"][..], &["plan", "--help"][..], &["--version"][..]] {
+        let run = cfgroups().args(args).run();
+        assert_eq!(run.code, Some(0), "cfgroups {args:?}: {}", run.stderr);
+        assert!(!run.stdout.is_empty(), "cfgroups {args:?}");
+    }
 }
 
 #[test]
@@ -452,4 +481,40 @@ fn a_config_starting_with_a_byte_order_mark_is_valid() {
         .stdout(predicate::str::contains(
             "valid: 1 account(s), 1 declared group(s)",
         ));
+}
+
+/// An error is said once: a cause the message already shows (`Address already in use (os
+/// error 98)`) is not repeated after it, and no prefix is doubled.
+#[test]
+fn errors_say_each_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = cfgroups()
+        .api("http://127.0.0.1:9/client/v4")
+        .args(["run", "-c", EXAMPLE_CONFIG, "--listen"])
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--state-dir")
+        .arg(dir.path())
+        .run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("os error 98").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+
+    let run = cfgroups().args(["plan", "-c", EXAMPLE_CONFIG]).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no Cloudflare credentials"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("Cloudflare credentials").count(),
+        1,
+        "{}",
+        run.stderr
+    );
 }

@@ -191,7 +191,7 @@ fn export_needs_an_account() {
     cfgroups()
         .args(["export", "--source", &format!("snapshot:{SNAPSHOT}")])
         .assert()
-        .code(2)
+        .code(1)
         .stderr(predicate::str::contains("--account <ID>"));
 }
 
