@@ -261,6 +261,55 @@ accounts:
     }
 }
 
+/// One unknown key or wrong value hides no other error of the same mapping: a file with
+/// four typos needs one run, not four.
+#[test]
+fn every_unknown_key_and_error_of_one_mapping_is_listed_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("typos.yaml");
+    std::fs::write(
+        &config,
+        "version: 1
+colour: blue
+accounts:
+  - id: 023e105f4ecef8ad9ca31a8372d0c353
+    lable: production
+    max_delets: 3
+    unmanaged: purge
+    protect: [Admins, 42]
+    groups:
+      - {name: A, state: absent, colour: red, size: 3}
+      - {name: B, stat: absent}
+      - {name: A, state: present}
+  - id: nothex
+    groups:
+      - {name: C, state: gone}
+",
+    )
+    .unwrap();
+    let run = cfgroups().args(["validate", "-c"]).arg(&config).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for expected in [
+        "typos.yaml:2:1: colour: unknown field `colour`",
+        "typos.yaml:5:5: accounts[0].lable: unknown field `lable`",
+        "typos.yaml:6:5: accounts[0].max_delets: unknown field `max_delets`",
+        "typos.yaml:7:5: accounts[0].unmanaged: unknown variant `purge`",
+        "typos.yaml:8:23: accounts[0].protect[1]: YAML reads the unquoted 42",
+        "accounts[0].groups[0].colour: unknown field `colour`",
+        "accounts[0].groups[0].size: unknown field `size`",
+        "accounts[0].groups[1].stat: unknown field `stat`",
+        "accounts[0].groups[2].name: duplicate group: name \"A\"",
+        "accounts[1].id: account id \"nothex\"",
+        "accounts[1].groups[0].state: unknown variant `gone`",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing {expected:?} in\n{}",
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn non_utf8_config_is_refused() {
     let dir = tempfile::tempdir().unwrap();
