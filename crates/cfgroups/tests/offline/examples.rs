@@ -591,6 +591,8 @@ fn exported_series() -> BTreeMap<String, BTreeSet<String>> {
     metrics.record_deletion(&account, &DeletionOutcome::Deleted);
     metrics.record_api_request("GET", 200);
     metrics.record_account_success(&account, std::time::SystemTime::now());
+    metrics.track_account(&account);
+    metrics.record_account_result(&account, cfgroups::daemon::AccountResult::Success);
     let text = metrics.encode();
 
     let mut series: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -699,10 +701,14 @@ fn the_alert_rules_use_metrics_the_daemon_exports() {
     }
     // What the rules must watch.
     for needed in [
+        "cfgroups_build_info",
         "cfgroups_drift_groups",
-        "cfgroups_reconciles_total",
+        "cfgroups_account_last_reconcile_successful",
+        "cfgroups_account_last_success_timestamp_seconds",
+        "cfgroups_deletions_total",
         "cfgroups_config_last_reload_successful",
         "cfgroups_api_rate_limited_total",
+        "cfgroups_leader",
     ] {
         assert!(used.contains(needed), "no alert on {needed}");
     }
@@ -713,6 +719,64 @@ fn the_alert_rules_use_metrics_the_daemon_exports() {
         .find(|r| str_of(&r["expr"], "expr").contains("cfgroups_drift_groups"))
         .unwrap();
     assert_eq!(drift["for"], "1h", "drift alerts after an hour");
+}
+
+/// The alerts are tested on synthetic series with Prometheus' own `promtool` (Debian's
+/// `prometheus` package; `.ci/run` installs it): each fires when something is wrong and
+/// stays silent on the ordinary states that look like it. Without promtool this fails and
+/// says so, rather than pass having proved nothing.
+#[test]
+fn the_alert_rules_pass_their_promtool_tests() {
+    let dir = root().join("examples/prometheus");
+    let promtool = |args: &[&str]| {
+        std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool cannot run ({e}): install it with `apt-get install prometheus`")
+            })
+    };
+    let check = promtool(&["check", "rules", "alerts.yaml"]);
+    assert!(
+        check.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let test = promtool(&["test", "rules", "alerts.test.yaml"]);
+    assert!(
+        test.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+
+    // Every alert is tested, both firing and silent.
+    let rules = &documents(&dir.join("alerts.yaml"))[0];
+    let tests = &documents(&dir.join("alerts.test.yaml"))[0];
+    let mut fired = BTreeSet::new();
+    let mut silent = BTreeSet::new();
+    for case in tests["tests"].as_array().unwrap() {
+        for check in case["alert_rule_test"].as_array().unwrap() {
+            let name = str_of(&check["alertname"], "alertname").to_owned();
+            if check["exp_alerts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                fired.insert(name);
+            } else {
+                silent.insert(name);
+            }
+        }
+    }
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let alert = str_of(&rule["alert"], "alert");
+            assert!(fired.contains(alert), "no test where {alert} fires");
+            assert!(silent.contains(alert), "no test where {alert} stays silent");
+        }
+    }
 }
 
 #[test]
