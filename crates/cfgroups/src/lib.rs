@@ -6,6 +6,7 @@
 //! - [`protect`]: the names, ids and globs of groups that are never deleted;
 //! - [`cloudflare`]: the live API client (credentials, retries, request budget, pagination);
 //! - [`source`]: the `GroupSource` trait and its cloudflare, snapshot and exec implementations;
+//! - [`hint`]: what an operator should check when Cloudflare refuses or cannot be reached;
 //! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
 //! - [`report`]: the plan as text, JSON or Markdown;
 //! - [`shown`]: outside text shown to people: quoted, escaped, lookalikes told apart;
@@ -29,6 +30,7 @@ pub mod cloudflare;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod hint;
 pub mod journal;
 pub mod model;
 pub mod permissions;

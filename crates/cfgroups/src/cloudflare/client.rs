@@ -81,6 +81,10 @@ struct Inner {
     retry: RetryPolicy,
     budget: Budget,
     observer: Arc<dyn RequestObserver>,
+    /// Whether the API's being unreachable was said since the last answer: said at the first
+    /// failed attempt, not after the retries (which can take a minute), and once, not per
+    /// account.
+    unreachable_said: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -211,8 +215,24 @@ impl Client {
                 retry: config.retry,
                 budget,
                 observer,
+                unreachable_said: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Says at once, as a warning, that the API cannot be reached and why, while the retries
+    /// go on; an answer resets it, so that the next outage is said too.
+    fn say_unreachable(&self, err: &Error, deadline: Duration) {
+        use std::sync::atomic::Ordering;
+        if let Some(unreachable) = err.unreachable()
+            && !self.inner.unreachable_said.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                endpoint = %unreachable.endpoint,
+                "{unreachable}; retrying for up to {}s",
+                deadline.as_secs()
+            );
+        }
     }
 
     /// The request budget, for metrics.
@@ -446,6 +466,7 @@ impl Client {
                 Some(delay)
             })
             .notify(|err: &Error, delay: Duration| {
+                self.say_unreachable(err, policy.deadline);
                 tracing::debug!(
                     %route, attempt = tries.count(), delay_ms = delay.as_millis() as u64, error = %err,
                     "retrying"
@@ -531,6 +552,9 @@ impl Client {
             Ok(response) => response,
             Err(err) => return failed(transport(route, err)),
         };
+        self.inner
+            .unreachable_said
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let status = response.status().as_u16();
         let headers = response.headers();
         let ratelimit = header_text(headers, "ratelimit").and_then(parse_ratelimit);

@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use super::envelope::ApiErrors;
 use super::route::Route;
+use super::unreachable::Unreachable;
 
 /// How a request failed below HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +52,9 @@ pub enum Error {
         retry_after: Option<Duration>,
         errors: ApiErrors,
     },
-    /// The request did not get an HTTP response.
-    #[error("{route}: {kind}: {source}")]
+    /// The request did not get an HTTP response. Shown with where it went and why in an
+    /// operator's words (`cannot reach 127.0.0.1:8787: connection refused`).
+    #[error("{route}: {kind}: {}", Unreachable::of(source))]
     Transport {
         route: Route,
         kind: TransportKind,
@@ -170,6 +172,14 @@ impl Error {
             Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
             Self::DeadlineExceeded { last, .. } => last.as_ref().and_then(|last| last.status),
+            _ => None,
+        }
+    }
+
+    /// Where the request went and why it got no answer, when it got none.
+    pub fn unreachable(&self) -> Option<Unreachable> {
+        match self {
+            Self::Transport { source, .. } => Some(Unreachable::of(source)),
             _ => None,
         }
     }
