@@ -14,6 +14,7 @@
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`writer`]: the write operations as a trait, the seam between executor and HTTP;
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
+//! - [`after_deletions`]: the plan as it stands after a cycle's deletions, for reports;
 //! - [`reconcile`]: the one pipeline `apply` and the daemon share: list, settle, plan, execute;
 //! - [`restore`]: recreating a deleted group from its journal backup;
 //! - [`export`]: what exists, written as a desired-state file or a snapshot;
@@ -24,6 +25,7 @@
 //! - [`yaml_guard`]: refuses YAML nested deep enough to stall the parser;
 //! - [`cli`]: the command line: arguments, prompts, printing and exit codes.
 
+pub mod after_deletions;
 pub mod apply;
 pub mod cli;
 pub mod cloudflare;

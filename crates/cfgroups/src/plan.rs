@@ -91,6 +91,10 @@ pub struct PlanItem {
     /// `None` for groups no declaration names.
     #[serde(skip)]
     pub matched_by: Option<MatchedBy>,
+    /// How the group's deletion ended, in a report of the state after a cycle's deletions
+    /// ([`crate::after_deletions`]); never set by [`plan`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<crate::after_deletions::Deletion>,
 }
 
 /// How a declaration found a live group.
@@ -274,6 +278,7 @@ fn item(action: Action, cause: Cause, group: &ObservedGroup) -> PlanItem {
         note: None,
         observed: matches!(action, Action::Delete | Action::Blocked).then(|| group.clone()),
         matched_by: None,
+        deletion: None,
     }
 }
 
@@ -290,6 +295,7 @@ fn declared_item(action: Action, declared: &DesiredGroup) -> PlanItem {
         note: None,
         observed: None,
         matched_by: None,
+        deletion: None,
     }
 }
 

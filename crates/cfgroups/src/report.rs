@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
+use crate::after_deletions::DeletionReport;
 use crate::plan::{AccountPlan, Action, BlockReason, Cause, Listing, Plan, PlanItem, Summary};
 use crate::shown::{Escaped, Quoted};
 
@@ -34,8 +35,22 @@ pub fn render(plan: &Plan, source: &str, format: Format) -> String {
 struct JsonReport<'a> {
     format_version: u32,
     source: &'a str,
+    #[serde(flatten)]
+    cycle: Option<&'a CycleFacts>,
     summary: JsonSummary,
     accounts: &'a [AccountPlan],
+}
+
+/// What the daemon's `last-report.json` adds to the plan report: when, from which config,
+/// and how each deletion of the cycle ended (its plan is the one after those deletions).
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleFacts {
+    /// When the cycle finished, RFC 3339 UTC.
+    pub generated_at: String,
+    /// The desired state's content hash (SHA-256 over every file's path and content).
+    pub config_hash: String,
+    /// Every deletion the cycle attempted, with its outcome.
+    pub deletions: Vec<DeletionReport>,
 }
 
 #[derive(Serialize)]
@@ -47,10 +62,21 @@ struct JsonSummary {
 
 /// The JSON report: `{"format_version": 1, "source", "summary", "accounts"}`.
 pub fn json(plan: &Plan, source: &str) -> String {
+    json_report(plan, source, None)
+}
+
+/// The JSON report of a daemon cycle: [`json`] plus `generated_at`, `config_hash` and
+/// `deletions` ([`CycleFacts`]); `plan` is the state after the cycle's deletions.
+pub fn cycle_json(plan: &Plan, source: &str, cycle: &CycleFacts) -> String {
+    json_report(plan, source, Some(cycle))
+}
+
+fn json_report(plan: &Plan, source: &str, cycle: Option<&CycleFacts>) -> String {
     let summary = plan.summary();
     let report = JsonReport {
         format_version: REPORT_FORMAT_VERSION,
         source,
+        cycle,
         summary: JsonSummary {
             counts: summary,
             drift: summary.drift(),

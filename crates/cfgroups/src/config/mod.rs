@@ -42,6 +42,8 @@ pub struct DesiredState {
     pub files: Vec<PathBuf>,
     /// SHA-256 over every file's path and content: equal hashes mean nothing changed.
     pub content_hash: String,
+    /// SHA-256 of each file's content, by file: which files a change touched.
+    pub file_hashes: BTreeMap<PathBuf, String>,
 }
 
 /// One account's desired groups and the rules that guard them.
@@ -69,6 +71,25 @@ impl DesiredState {
     /// The declared account ids, in declaration order.
     pub fn account_ids(&self) -> Vec<AccountId> {
         self.accounts.iter().map(|a| a.id.clone()).collect()
+    }
+
+    /// The files that differ from `before`, each with what happened to it: `a.yaml
+    /// (edited)`, `b.yaml (added)`, `c.yaml (removed)`.
+    pub fn changed_files(&self, before: &DesiredState) -> Vec<String> {
+        let mut changes = Vec::new();
+        for (file, hash) in &self.file_hashes {
+            match before.file_hashes.get(file) {
+                None => changes.push(format!("{} (added)", file.display())),
+                Some(old) if old != hash => changes.push(format!("{} (edited)", file.display())),
+                Some(_) => {}
+            }
+        }
+        for file in before.file_hashes.keys() {
+            if !self.file_hashes.contains_key(file) {
+                changes.push(format!("{} (removed)", file.display()));
+            }
+        }
+        changes
     }
 }
 
@@ -98,6 +119,7 @@ fn from_documents(
 ) -> Result<DesiredState, ConfigErrors> {
     let mut accounts = Vec::new();
     let mut hasher = Sha256::new();
+    let mut file_hashes = BTreeMap::new();
     // Where each account was first declared: (document, account index).
     let mut declared_in: HashMap<AccountId, (usize, usize)> = HashMap::new();
 
@@ -107,6 +129,10 @@ fn from_documents(
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
+        file_hashes.insert(
+            file.clone(),
+            format!("{:x}", Sha256::digest(text.as_bytes())),
+        );
         let mut ctx = FileContext::new(file, text);
         for (index, account) in parse_file(&mut ctx) {
             match declared_in.get(&account.id) {
@@ -142,6 +168,7 @@ fn from_documents(
             accounts,
             files: documents.iter().map(|(file, _)| file.clone()).collect(),
             content_hash: format!("{:x}", hasher.finalize()),
+            file_hashes,
         })
     } else {
         Err(ConfigErrors(errors))
@@ -467,6 +494,29 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn changed_files_name_what_an_edit_touched() {
+        let file = |name: &str, label: &str| {
+            (
+                PathBuf::from(name),
+                format!("version: 1\naccounts:\n  - id: {ACCOUNT}\n    label: {label}\n"),
+            )
+        };
+        let other = |name: &str| {
+            (
+                PathBuf::from(name),
+                "version: 1\naccounts:\n  - id: 9a7806061c88ada191ed06f989cc3dac\n".to_owned(),
+            )
+        };
+        let before = from_documents(&[file("a.yaml", "one"), other("b.yaml")], Vec::new()).unwrap();
+        let after = from_documents(&[file("a.yaml", "two"), other("c.yaml")], Vec::new()).unwrap();
+        assert_eq!(
+            after.changed_files(&before),
+            ["a.yaml (edited)", "c.yaml (added)", "b.yaml (removed)"]
+        );
+        assert!(before.changed_files(&before).is_empty());
     }
 
     #[test]
