@@ -567,3 +567,31 @@ fn errors_say_each_cause_once() {
         run.stderr
     );
 }
+
+/// `journal --output json` is versioned like the report: every line carries
+/// `format_version`, so a line filtered out of the stream, or merged from several
+/// replicas' journals, still says what it is.
+#[test]
+fn journal_json_lines_carry_their_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let intent = r#"{"type":"intent","at":"2026-01-01T00:00:00Z","run":"r1","account":"023e105f4ecef8ad9ca31a8372d0c353","group":{"id":"00000000000000000000000000000001","name":"G"},"members":[]}"#;
+    let outcome = r#"{"type":"outcome","at":"2026-01-01T00:00:01Z","run":"r1","account":"023e105f4ecef8ad9ca31a8372d0c353","group_id":"00000000000000000000000000000001","outcome":"deleted"}"#;
+    std::fs::write(&path, format!("{intent}\n{outcome}\n")).unwrap();
+    let run = cfgroups()
+        .args(["journal", "--output", "json", "--journal"])
+        .arg(&path)
+        .run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for line in &lines {
+        assert_eq!(line["format_version"], 1, "{line}");
+    }
+    assert_eq!(lines[0]["type"], "intent");
+    assert_eq!(lines[1]["outcome"], "deleted");
+}
