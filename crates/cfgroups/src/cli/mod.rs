@@ -125,10 +125,13 @@ pub enum Command {
     /// with it shows no drift) or, with --snapshot, as a snapshot file.
     #[command(after_help = concat!(
         "Examples:\n  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 > production.yaml\n",
+        "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --account 9a7806061c88ada191ed06f989cc3dac --out-dir accounts\n",
         "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --snapshot --output json > snapshot.json\n",
         "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --source snapshot:examples/snapshot.json\n\n",
         "A group whose name is shared by several groups (or blank) is declared by id only, with a\n",
-        "comment. SOURCE_DATE_EPOCH pins the export time of the header.\n\n",
+        "comment. From the live API, each account's `label:` is its name (GET /accounts/{id});\n",
+        "when the token may not read it, a comment says so instead. SOURCE_DATE_EPOCH pins the\n",
+        "export time of the header.\n\n",
         "Exit codes:\n  0  exported\n  1  error, or an account could not be listed (nothing is written to stdout)",
     ))]
     Export(ExportArgs),
@@ -452,6 +455,20 @@ pub struct ExportArgs {
     /// desired-state file.
     #[arg(long)]
     pub snapshot: bool,
+    /// Write one desired-state file per account into DIR (`<account id>.yaml`, each
+    /// starting with the schema modeline) instead of one document on stdout. Existing
+    /// files are never overwritten.
+    #[arg(long, value_name = "DIR", conflicts_with = "snapshot")]
+    pub out_dir: Option<PathBuf>,
+    /// The schema the files written by --out-dir point editors at, relative to the file or
+    /// a URL.
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        default_value = crate::export::DEFAULT_SCHEMA_PATH,
+        requires = "out_dir"
+    )]
+    pub schema: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

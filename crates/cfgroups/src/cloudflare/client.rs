@@ -255,6 +255,23 @@ impl Client {
         groups_from(&route, items)
     }
 
+    /// The account's name (`GET /accounts/{account_id}`), what people call it; `None` when
+    /// the answer has none.
+    pub async fn account_name(&self, account: &AccountId) -> Result<Option<String>, Error> {
+        let route = Route::GetAccount {
+            account: account.clone(),
+        };
+        let reply = self.send(&route, &[], None).await?;
+        Ok(reply
+            .envelope
+            .result
+            .as_ref()
+            .and_then(|result| result.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .filter(|name| !name.trim().is_empty()))
+    }
+
     /// Every group of `account` named exactly `name` (the list endpoint's `name` filter), so
     /// that a deletion by name can be confirmed to hit the only group of that name.
     pub async fn groups_named(
