@@ -378,6 +378,12 @@ impl Controller {
                 self.telemetry
                     .metrics
                     .record_reconcile(ReconcileResult::Failure, started.elapsed());
+                // No account of the cycle was reconciled: the per-account series say so too.
+                for account in &accounts {
+                    self.telemetry
+                        .metrics
+                        .record_account_result(account, AccountResult::Failure);
+                }
                 self.schedule.record(&accounts, &[], Instant::now());
                 return;
             }
@@ -393,6 +399,8 @@ impl Controller {
             Some(Err(e)) => {
                 tracing::error!(error = %e, "deletions stopped");
                 result = ReconcileResult::Failure;
+                // Every account with a planned deletion is unfinished.
+                failed_accounts.extend(plan.deletions().map(|(account, _)| account.clone()));
                 None
             }
             None => None,
