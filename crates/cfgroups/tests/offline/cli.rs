@@ -595,3 +595,57 @@ fn journal_json_lines_carry_their_format_version() {
     assert_eq!(lines[0]["type"], "intent");
     assert_eq!(lines[1]["outcome"], "deleted");
 }
+
+/// An API nobody answers is said as such, with host and port, at the first failed attempt
+/// (a warning on stderr) rather than after the retries, and the report says it too.
+#[test]
+fn an_unreachable_api_is_said_at_once_with_its_host_and_port() {
+    use std::io::BufRead;
+    // A port just freed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let mut child = cfgroups()
+        .api(&format!("http://{endpoint}/client/v4"))
+        .args(["plan", "-c", EXAMPLE_CONFIG])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said_after = None;
+    let mut rest = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if said_after.is_none()
+            && line.contains(&format!("cannot reach {endpoint}: connection refused"))
+        {
+            said_after = Some(started.elapsed());
+        }
+        rest.push(line);
+    }
+    let output = child.wait_with_output().unwrap();
+    let said_after = said_after.unwrap_or_else(|| panic!("never said: {}", rest.join("\n")));
+    assert!(
+        said_after < std::time::Duration::from_secs(3),
+        "said only after {said_after:?}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains(&format!("cannot reach {endpoint}: connection refused")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("hint: nothing accepts connections at {endpoint}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("No account could be listed: nothing was planned or deleted."),
+        "{report}"
+    );
+}
