@@ -93,6 +93,18 @@ pub struct ApplySummary {
     pub accounts: BTreeMap<AccountId, AccountTally>,
     /// Whether members were backed up before each deletion.
     pub members_backed_up: bool,
+    /// How each planned deletion ended, in no particular order.
+    pub groups: Vec<GroupResult>,
+}
+
+/// How one planned deletion ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupResult {
+    pub account: AccountId,
+    /// The group as the plan listed it.
+    pub group: ObservedGroup,
+    /// `None`: not started (a stop, a journal failure, a lost term).
+    pub outcome: Option<DeletionOutcome>,
 }
 
 impl ApplySummary {
@@ -170,39 +182,55 @@ pub async fn execute<W: GroupWriter>(
             .filter(|item| item.action == Action::Delete)
             .filter_map(move |item| Some((&account.id, rules?, item, item.observed.as_ref()?)))
     });
-    let results: Vec<(AccountId, Result<Option<DeletionOutcome>, JournalError>)> =
-        futures_util::stream::iter(candidates)
-            .map(|(account, rules, item, group)| {
-                let deletion = &deletion;
-                let halt = &halt;
-                async move {
-                    let result = deletion.run(account, rules, item, group).await;
-                    match &result {
-                        Ok(Some(outcome)) => on_progress(Progress {
-                            account,
-                            group,
-                            outcome,
-                        }),
-                        Ok(None) => {}
-                        Err(_) => halt.cancel(),
-                    }
-                    (account.clone(), result)
+    type Finished<'g> = (
+        AccountId,
+        &'g ObservedGroup,
+        Result<Option<DeletionOutcome>, JournalError>,
+    );
+    let results: Vec<Finished<'_>> = futures_util::stream::iter(candidates)
+        .map(|(account, rules, item, group)| {
+            let deletion = &deletion;
+            let halt = &halt;
+            async move {
+                let result = deletion.run(account, rules, item, group).await;
+                match &result {
+                    Ok(Some(outcome)) => on_progress(Progress {
+                        account,
+                        group,
+                        outcome,
+                    }),
+                    Ok(None) => {}
+                    Err(_) => halt.cancel(),
                 }
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+                (account.clone(), group, result)
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
 
     let mut journal_error = None;
-    for (account, result) in results {
-        let tally = summary.accounts.entry(account).or_default();
-        match result {
-            Ok(outcome) => tally.count(outcome.as_ref()),
+    for (account, group, result) in results {
+        let tally = summary.accounts.entry(account.clone()).or_default();
+        let outcome = match result {
+            Ok(outcome) => {
+                tally.count(outcome.as_ref());
+                outcome
+            }
             Err(e) => {
                 tally.failed += 1;
+                let outcome = DeletionOutcome::Failed {
+                    error: format!("not deleted: {e}"),
+                };
                 journal_error.get_or_insert(e);
+                Some(outcome)
             }
-        }
+        };
+        summary.groups.push(GroupResult {
+            account,
+            group: group.clone(),
+            outcome,
+        });
     }
     match journal_error {
         Some(e) => Err(e.into()),

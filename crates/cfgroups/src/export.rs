@@ -71,6 +71,30 @@ impl Provenance {
 /// Every listed group of each account, sorted: accounts by id, groups by name then id.
 pub type Listed = BTreeMap<AccountId, Vec<ObservedGroup>>;
 
+/// The `label:` an exported account gets: the account's name as Cloudflare has it, or why
+/// it is not known (said in a comment where the label would be; never a failure of the
+/// export).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountLabel {
+    Named(String),
+    Unknown(String),
+}
+
+/// The labels of the exported accounts; an account missing here gets no label and no
+/// comment.
+pub type Labels = BTreeMap<AccountId, AccountLabel>;
+
+/// Where an exported file finds the JSON Schema unless told otherwise: the repository root
+/// above a directory of account files (`accounts/*.yaml`), where the README suggests
+/// keeping `cfgroups.schema.json`.
+pub const DEFAULT_SCHEMA_PATH: &str = "../cfgroups.schema.json";
+
+/// The first line that points the YAML language server (VS Code, Neovim, Helix, JetBrains)
+/// at the schema of the desired-state file.
+pub fn schema_modeline(schema: &str) -> String {
+    format!("# yaml-language-server: $schema={}\n", one_line(schema))
+}
+
 /// Now, or `SOURCE_DATE_EPOCH` when it is set, so that exports can be reproduced exactly.
 fn export_time() -> Result<SystemTime, ExportError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -110,8 +134,9 @@ fn name_counts(groups: &[ObservedGroup]) -> HashMap<&str, usize> {
     counts
 }
 
-/// The desired state that declares every listed group `present`.
-pub fn desired_spec(listed: &Listed) -> FileSpec {
+/// The desired state that declares every listed group `present`, with each account's
+/// label where it is known.
+pub fn desired_spec(listed: &Listed, labels: &Labels) -> FileSpec {
     FileSpec {
         version: crate::config::CONFIG_VERSION,
         defaults: DefaultsSpec::default(),
@@ -121,7 +146,10 @@ pub fn desired_spec(listed: &Listed) -> FileSpec {
                 let counts = name_counts(groups);
                 AccountSpec {
                     id: id.clone(),
-                    label: None,
+                    label: match labels.get(id) {
+                        Some(AccountLabel::Named(name)) => Some(name.clone()),
+                        _ => None,
+                    },
                     protect: Vec::new(),
                     unmanaged: None,
                     max_deletes: None,
@@ -141,8 +169,9 @@ pub fn desired_spec(listed: &Listed) -> FileSpec {
     }
 }
 
-/// The desired state as YAML, with a header and a comment on each group declared by id only.
-pub fn desired_yaml(listed: &Listed, provenance: &Provenance) -> String {
+/// The desired state as YAML, with a header, each account's label (or a comment saying
+/// why there is none) and a comment on each group declared by id only.
+pub fn desired_yaml(listed: &Listed, labels: &Labels, provenance: &Provenance) -> String {
     let mut out = provenance.comment("Desired state");
     out.push_str(
         "# Every group that existed then is declared `present`, so `cfgroups plan` with this\n\
@@ -161,6 +190,15 @@ pub fn desired_yaml(listed: &Listed, provenance: &Provenance) -> String {
     out.push_str("version: 1\naccounts:\n");
     for (account, groups) in listed {
         out.push_str(&format!("  - id: {account}\n"));
+        match labels.get(account) {
+            Some(AccountLabel::Named(name)) => {
+                out.push_str(&format!("    label: {}\n", yaml_scalar(name)));
+            }
+            Some(AccountLabel::Unknown(why)) => {
+                out.push_str(&format!("    # label: not set: {}\n", one_line(why)));
+            }
+            None => {}
+        }
         if groups.is_empty() {
             out.push_str("    groups: []\n");
             continue;
@@ -187,8 +225,26 @@ pub fn desired_yaml(listed: &Listed, provenance: &Provenance) -> String {
 
 /// The desired state as JSON (which the YAML reader also reads). No header: the file
 /// format refuses keys it does not know.
-pub fn desired_json(listed: &Listed) -> Result<String, ExportError> {
-    Ok(serde_json::to_string_pretty(&desired_spec(listed))? + "\n")
+pub fn desired_json(listed: &Listed, labels: &Labels) -> Result<String, ExportError> {
+    Ok(serde_json::to_string_pretty(&desired_spec(listed, labels))? + "\n")
+}
+
+/// One desired-state file per account, for `export --out-dir`: the file name (the account
+/// id, `.yaml`) and its text, which starts with the schema modeline.
+pub fn desired_yaml_files(
+    listed: &Listed,
+    labels: &Labels,
+    provenance: &Provenance,
+    schema: &str,
+) -> Vec<(String, String)> {
+    listed
+        .iter()
+        .map(|(account, groups)| {
+            let one = Listed::from([(account.clone(), groups.clone())]);
+            let text = schema_modeline(schema) + &desired_yaml(&one, labels, provenance);
+            (format!("{account}.yaml"), text)
+        })
+        .collect()
 }
 
 /// The snapshot written: the format `--source snapshot:FILE` reads, plus provenance fields
@@ -364,7 +420,7 @@ mod tests {
             .map(|(i, name)| group(&format!("{i:032x}"), name))
             .collect();
         let listed = listed(groups);
-        let yaml = desired_yaml(&listed, &provenance());
+        let yaml = desired_yaml(&listed, &Labels::new(), &provenance());
         let desired = crate::config::parse(&yaml, Path::new("export.yaml"))
             .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let mut read: Vec<String> = desired.accounts[0]
@@ -387,11 +443,11 @@ mod tests {
             group("a1b2c3d4e5f60718293a4b5c6d7e8f90", "  "),
         ]);
         let mut from_yaml: serde_json::Value =
-            serde_yaml::from_str(&desired_yaml(&listed, &provenance())).unwrap();
+            serde_yaml::from_str(&desired_yaml(&listed, &Labels::new(), &provenance())).unwrap();
         // The JSON spells out the empty defaults the YAML leaves implicit.
         from_yaml["defaults"] = serde_json::json!({});
         let from_json: serde_json::Value =
-            serde_json::from_str(&desired_json(&listed).unwrap()).unwrap();
+            serde_json::from_str(&desired_json(&listed, &Labels::new()).unwrap()).unwrap();
         assert_eq!(from_yaml, from_json);
     }
 
@@ -403,7 +459,7 @@ mod tests {
             group("d4e5f60718293a4b5c6d7e8f90a1b2c3", "Interns"),
             group("a1b2c3d4e5f60718293a4b5c6d7e8f90", ""),
         ]);
-        let yaml = desired_yaml(&listed, &provenance());
+        let yaml = desired_yaml(&listed, &Labels::new(), &provenance());
         let body: String = yaml.lines().skip(6).map(|l| format!("{l}\n")).collect();
         assert_eq!(
             body,
@@ -425,6 +481,49 @@ mod tests {
 "
         );
         crate::config::parse(&yaml, Path::new("export.yaml")).unwrap();
+    }
+
+    #[test]
+    fn labels_are_the_account_names_or_a_comment_saying_why_not() {
+        let other: AccountId = "9a7806061c88ada191ed06f989cc3dac".parse().unwrap();
+        let mut listed = listed(vec![group("b2c3d4e5f60718293a4b5c6d7e8f90a1", "Finance")]);
+        listed.insert(other.clone(), Vec::new());
+        let labels = Labels::from([
+            (
+                ACCOUNT.parse().unwrap(),
+                AccountLabel::Named("Acme: Production #1".to_owned()),
+            ),
+            (
+                other.clone(),
+                AccountLabel::Unknown("the token may not read the account's name".to_owned()),
+            ),
+        ]);
+        let yaml = desired_yaml(&listed, &labels, &provenance());
+        assert!(
+            yaml.contains("    # label: not set: the token may not read the account's name\n"),
+            "{yaml}"
+        );
+        let desired = crate::config::parse(&yaml, Path::new("export.yaml")).unwrap();
+        assert_eq!(
+            desired.accounts[0].label.as_deref(),
+            Some("Acme: Production #1")
+        );
+        assert_eq!(desired.accounts[1].label, None);
+        let json: serde_json::Value =
+            serde_json::from_str(&desired_json(&listed, &labels).unwrap()).unwrap();
+        assert_eq!(json["accounts"][0]["label"], "Acme: Production #1");
+
+        let files = desired_yaml_files(&listed, &labels, &provenance(), DEFAULT_SCHEMA_PATH);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].0, format!("{ACCOUNT}.yaml"));
+        for (name, text) in &files {
+            assert!(
+                text.starts_with("# yaml-language-server: $schema=../cfgroups.schema.json\n"),
+                "{name}: {text}"
+            );
+            let one = crate::config::parse(text, Path::new(name)).unwrap();
+            assert_eq!(one.accounts.len(), 1);
+        }
     }
 
     #[test]

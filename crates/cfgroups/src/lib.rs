@@ -6,6 +6,7 @@
 //! - [`protect`]: the names, ids and globs of groups that are never deleted;
 //! - [`cloudflare`]: the live API client (credentials, retries, request budget, pagination);
 //! - [`source`]: the `GroupSource` trait and its cloudflare, snapshot and exec implementations;
+//! - [`hint`]: what an operator should check when Cloudflare refuses or cannot be reached;
 //! - [`plan`]: the pure diff of desired against observed into a [`plan::Plan`];
 //! - [`report`]: the plan as text, JSON or Markdown;
 //! - [`shown`]: outside text shown to people: quoted, escaped, lookalikes told apart;
@@ -13,6 +14,7 @@
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`writer`]: the write operations as a trait, the seam between executor and HTTP;
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
+//! - [`after_deletions`]: the plan as it stands after a cycle's deletions, for reports;
 //! - [`reconcile`]: the one pipeline `apply` and the daemon share: list, settle, plan, execute;
 //! - [`restore`]: recreating a deleted group from its journal backup;
 //! - [`export`]: what exists, written as a desired-state file or a snapshot;
@@ -23,12 +25,14 @@
 //! - [`yaml_guard`]: refuses YAML nested deep enough to stall the parser;
 //! - [`cli`]: the command line: arguments, prompts, printing and exit codes.
 
+pub mod after_deletions;
 pub mod apply;
 pub mod cli;
 pub mod cloudflare;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod hint;
 pub mod journal;
 pub mod model;
 pub mod permissions;

@@ -3,13 +3,20 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
 use cfgroups::cli::{self, Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(usage) => {
+            // `--help` and `--version` land here too, on stdout; a closed pipe is no error.
+            let _ = usage.print();
+            return ExitCode::from(cli::usage_exit_code(&usage));
+        }
+    };
     // The daemon narrates its cycles; one-shot commands speak through their output.
     let default_level = match cli.command {
         Command::Run(_) => "info",
@@ -22,7 +29,7 @@ fn main() -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(cli::run(cli)));
     if let Err(error) = &result {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", cli::error_text(error));
     }
     ExitCode::from(cli::exit_code(&result))
 }

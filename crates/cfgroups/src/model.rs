@@ -163,6 +163,15 @@ impl PartialEq for ObservedGroup {
 pub struct ListingFailure {
     /// What went wrong, for people: the source's error with its cause.
     pub message: String,
+    /// The HTTP status of the answer, when an answer came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Cloudflare's error codes, outermost first (`[9109]`), when it sent any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<i64>,
+    /// What to check (token scope, the account id, the base URL), when something is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl ListingFailure {
@@ -178,7 +187,17 @@ impl ListingFailure {
             }
             next = cause.source();
         }
-        Self { message }
+        Self::new(message)
+    }
+
+    /// A failure with only a message.
+    pub fn new(message: String) -> Self {
+        Self {
+            message,
+            status: None,
+            codes: Vec::new(),
+            hint: None,
+        }
     }
 }
 

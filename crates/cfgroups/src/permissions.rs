@@ -12,12 +12,20 @@ pub fn shared_bits(path: &Path) -> Option<u32> {
     (shared != 0).then_some(shared)
 }
 
-/// Logs a warning when `path` (described as `what`) is accessible to other users.
+/// A file mode as `chmod` and `ls -l` users read it: four octal digits, `0644`.
+pub fn octal(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}
+
+/// Logs a warning when `path` (described as `what`) is accessible to other users, with its
+/// whole mode (`0644`).
 pub fn warn_if_shared(path: &Path, what: &str) {
-    if let Some(bits) = shared_bits(path) {
+    if shared_bits(path).is_some()
+        && let Ok(metadata) = std::fs::metadata(path)
+    {
         tracing::warn!(
             path = %path.display(),
-            mode = format!("{bits:03o}"),
+            mode = octal(metadata.permissions().mode()),
             "{what} is accessible to other users; `chmod go-rwx` it"
         );
     }
@@ -37,5 +45,13 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(shared_bits(&file), Some(0o044));
         assert_eq!(shared_bits(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn modes_read_as_chmod_writes_them() {
+        assert_eq!(octal(0o100644), "0644");
+        assert_eq!(octal(0o40755), "0755");
+        assert_eq!(octal(0o600), "0600");
+        assert_eq!(octal(0o4755), "4755");
     }
 }

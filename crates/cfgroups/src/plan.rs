@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::config::{DesiredAccount, DesiredGroup, DesiredState, UnmanagedPolicy};
-use crate::model::{AccountId, GroupId, GroupState, Observed, ObservedGroup};
+use crate::model::{AccountId, GroupId, GroupState, ListingFailure, Observed, ObservedGroup};
 use crate::shown;
 
 /// Knobs of a plan that are not part of the desired state.
@@ -92,6 +92,10 @@ pub struct PlanItem {
     /// `None` for groups no declaration names.
     #[serde(skip)]
     pub matched_by: Option<MatchedBy>,
+    /// How the group's deletion ended, in a report of the state after a cycle's deletions
+    /// ([`crate::after_deletions`]); never set by [`plan`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<crate::after_deletions::Deletion>,
 }
 
 /// How a declaration found a live group.
@@ -107,8 +111,33 @@ pub enum MatchedBy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Listing {
-    Ok { groups: usize },
-    ListingFailed { error: String },
+    Ok {
+        groups: usize,
+    },
+    ListingFailed {
+        error: String,
+        /// The HTTP status of the refusal, when an answer came.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        http_status: Option<u16>,
+        /// Cloudflare's error codes, outermost first.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        codes: Vec<i64>,
+        /// What to check: token scope, the account id, the base URL.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+}
+
+impl Listing {
+    /// A failed listing, as `failure` describes it.
+    pub fn failed(failure: &ListingFailure) -> Self {
+        Self::ListingFailed {
+            error: failure.message.clone(),
+            http_status: failure.status,
+            codes: failure.codes.clone(),
+            hint: failure.hint.clone(),
+        }
+    }
 }
 
 /// One account's plan.
@@ -218,20 +247,23 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         .iter()
         .map(|account| match observed.get(&account.id) {
             Some(Ok(groups)) => plan_account(account, groups, options),
-            Some(Err(error)) => failed(account, error.to_string()),
-            None => failed(account, "the source returned no listing".to_owned()),
+            Some(Err(failure)) => failed(account, failure),
+            None => failed(
+                account,
+                &ListingFailure::new("the source returned no listing".to_owned()),
+            ),
         })
         .collect();
     Plan { accounts }
 }
 
-fn failed(account: &DesiredAccount, error: String) -> AccountPlan {
+fn failed(account: &DesiredAccount, failure: &ListingFailure) -> AccountPlan {
     AccountPlan {
         id: account.id.clone(),
         label: account.label.clone(),
         unmanaged: account.unmanaged,
         max_deletes: account.max_deletes,
-        listing: Listing::ListingFailed { error },
+        listing: Listing::failed(failure),
         ignored: 0,
         items: Vec::new(),
     }
@@ -254,6 +286,7 @@ fn item(action: Action, cause: Cause, group: &ObservedGroup) -> PlanItem {
             policies: None,
         }),
         matched_by: None,
+        deletion: None,
     }
 }
 
@@ -270,6 +303,7 @@ fn declared_item(action: Action, declared: &DesiredGroup) -> PlanItem {
         note: None,
         observed: None,
         matched_by: None,
+        deletion: None,
     }
 }
 
@@ -626,9 +660,7 @@ mod tests {
             label: None,
             unmanaged: UnmanagedPolicy::Report,
             max_deletes: 10,
-            listing: Listing::ListingFailed {
-                error: "boom".to_owned(),
-            },
+            listing: Listing::failed(&ListingFailure::new("boom".to_owned())),
             ignored: 0,
             items: Vec::new(),
         };

@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{self, ApplyError, ApplyOptions, ApplySummary, Progress};
 use crate::config::DesiredState;
 use crate::journal::{self, Journal, JournalError, Record};
-use crate::model::Observed;
+use crate::model::{AccountId, ListingFailure, Observed};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::saved_plan::{self, SavedPlan};
+use crate::shown::Escaped;
 use crate::source::{self, GroupSource};
 use crate::writer::GroupWriter;
 
@@ -107,7 +108,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         .await;
         for (account, listing) in &observed {
             if let Err(failure) = listing {
-                tracing::warn!(%account, error = %failure, "cannot list the account; nothing in it is deleted this cycle");
+                log_listing_failure(account, failure);
             }
         }
         let settled = journal::settle(&self.journal, &observed)?;
@@ -182,6 +183,20 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
             applied,
         })
     }
+}
+
+/// One warning per account that cannot be listed, with what Cloudflare said (status,
+/// codes, message) and what to check: the error alone sits in a report nobody reads while
+/// the daemon retries.
+fn log_listing_failure(account: &AccountId, failure: &ListingFailure) {
+    tracing::warn!(
+        %account,
+        status = failure.status,
+        codes = ?failure.codes,
+        error = %Escaped(&failure.message),
+        hint = failure.hint.as_deref().unwrap_or(""),
+        "account {account} cannot be listed; nothing in it is deleted this cycle"
+    );
 }
 
 #[cfg(test)]

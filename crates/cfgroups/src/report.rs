@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
+use crate::after_deletions::DeletionReport;
 use crate::plan::{AccountPlan, Action, BlockReason, Cause, Listing, Plan, PlanItem, Summary};
 use crate::shown::{Escaped, Quoted};
 
@@ -34,8 +35,22 @@ pub fn render(plan: &Plan, source: &str, format: Format) -> String {
 struct JsonReport<'a> {
     format_version: u32,
     source: &'a str,
+    #[serde(flatten)]
+    cycle: Option<&'a CycleFacts>,
     summary: JsonSummary,
     accounts: &'a [AccountPlan],
+}
+
+/// What the daemon's `last-report.json` adds to the plan report: when, from which config,
+/// and how each deletion of the cycle ended (its plan is the one after those deletions).
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleFacts {
+    /// When the cycle finished, RFC 3339 UTC.
+    pub generated_at: String,
+    /// The desired state's content hash (SHA-256 over every file's path and content).
+    pub config_hash: String,
+    /// Every deletion the cycle attempted, with its outcome.
+    pub deletions: Vec<DeletionReport>,
 }
 
 #[derive(Serialize)]
@@ -47,18 +62,24 @@ struct JsonSummary {
 
 /// The JSON report: `{"format_version": 1, "source", "summary", "accounts"}`.
 pub fn json(plan: &Plan, source: &str) -> String {
-    let mut out = serde_json::to_string_pretty(&json_report(plan, source)).unwrap_or_else(|e| {
-        format!("{{\"format_version\":{REPORT_FORMAT_VERSION},\"error\":\"{e}\"}}")
-    });
+    let mut out =
+        serde_json::to_string_pretty(&json_report(plan, source, None)).unwrap_or_else(|e| {
+            format!("{{\"format_version\":{REPORT_FORMAT_VERSION},\"error\":\"{e}\"}}")
+        });
     out.push('\n');
     out
 }
 
-fn json_report<'a>(plan: &'a Plan, source: &'a str) -> JsonReport<'a> {
+fn json_report<'a>(
+    plan: &'a Plan,
+    source: &'a str,
+    cycle: Option<&'a CycleFacts>,
+) -> JsonReport<'a> {
     let summary = plan.summary();
     JsonReport {
         format_version: REPORT_FORMAT_VERSION,
         source,
+        cycle,
         summary: JsonSummary {
             counts: summary,
             drift: summary.drift(),
@@ -76,23 +97,57 @@ pub fn write(
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &json_report(plan, source))?;
-            out.write_all(b"\n")
-        }
+        Format::Json => write_json(&json_report(plan, source, None), out),
         other => out.write_all(render(plan, source, other).as_bytes()),
     }
 }
 
+/// Writes the JSON report of a daemon cycle: the plan report plus `generated_at`,
+/// `config_hash` and `deletions` ([`CycleFacts`]), `plan` being the state after the cycle's
+/// deletions; as it is encoded, like [`write`].
+pub fn write_cycle(
+    plan: &Plan,
+    source: &str,
+    cycle: &CycleFacts,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    write_json(&json_report(plan, source, Some(cycle)), out)
+}
+
+fn write_json(report: &JsonReport<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    out.write_all(b"\n")
+}
+
+/// Each action's mark and colour. `missing` is deliberately not Terraform's green `+`
+/// ("will be created"): cfgroups never creates a group, it only reports the absence.
 fn symbol(action: Action) -> (&'static str, Style) {
     let color = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
     match action {
         Action::Delete => ("-", color(AnsiColor::Red)),
         Action::Blocked => ("!", color(AnsiColor::Yellow)),
-        Action::Missing => ("+", color(AnsiColor::Green)),
+        Action::Missing => ("*", color(AnsiColor::Magenta)),
         Action::Unmanaged => ("?", color(AnsiColor::Cyan)),
         Action::InSync => (" ", Style::new()),
     }
+}
+
+/// The one-line legend of the marks, which also says the delete-only model: a `missing`
+/// group is reported, never created.
+pub const LEGEND: &str = "Marks: - deleted by apply, ! blocked (kept), * missing: reported, \
+                          never created (cfgroups only deletes), ? unmanaged (not declared).";
+
+/// [`LEGEND`] for Markdown, the marks as code.
+const MARKDOWN_LEGEND: &str = "Marks: `-` deleted by apply, `!` blocked (kept), `*` missing: \
+                               reported, never created (cfgroups only deletes), `?` unmanaged \
+                               (not declared).";
+
+/// The headline of a plan in which no account could be listed: not "Drift".
+pub const NOTHING_LISTED: &str = "No account could be listed: nothing was planned or deleted.";
+
+/// Whether every account of a non-empty plan failed to list.
+fn nothing_listed(summary: &Summary) -> bool {
+    summary.accounts > 0 && summary.listing_failed == summary.accounts
 }
 
 fn action_word(action: Action) -> &'static str {
@@ -114,7 +169,7 @@ pub fn explain(item: &PlanItem) -> String {
         }
         (None, Cause::DeclaredAbsent) => "declared absent".to_owned(),
         (None, Cause::DeclaredPresent) if item.action == Action::Missing => {
-            "declared present, not found".to_owned()
+            "declared present, not found (reported only: cfgroups never creates groups)".to_owned()
         }
         (None, Cause::DeclaredPresent) => "declared present".to_owned(),
         (None, Cause::NotDeclared) if item.action == Action::Delete => {
@@ -170,21 +225,29 @@ fn summary_line(summary: &Summary) -> String {
     )
 }
 
-/// The text report: a block per account, drift lines marked `-`, `!`, `+`, `?`.
+/// The text report: a block per account, drift lines marked `-`, `!`, `*`, `?`.
 pub fn text(plan: &Plan, source: &str) -> String {
+    text_for("plan", plan, source)
+}
+
+/// [`text`], headed `cfgroups COMMAND:` (`apply` shows the same report).
+pub fn text_for(command: &str, plan: &Plan, source: &str) -> String {
     let mut out = String::new();
     let bold = Style::new().bold();
     let _ = writeln!(
         out,
-        "cfgroups plan: {} account(s), listed from {source}",
+        "cfgroups {command}: {} account(s), listed from {source}",
         plan.accounts.len()
     );
     for account in &plan.accounts {
         let _ = write!(out, "\n{bold}{}{bold:#}", account_title(account));
         match &account.listing {
-            Listing::ListingFailed { error } => {
+            Listing::ListingFailed { error, hint, .. } => {
                 let red = symbol(Action::Delete).1;
                 let _ = writeln!(out, "\n  {red}x listing failed:{red:#} {}", Escaped(error));
+                if let Some(hint) = hint {
+                    let _ = writeln!(out, "    hint: {}", Escaped(hint));
+                }
                 let _ = writeln!(out, "    no deletions for this account this cycle");
                 continue;
             }
@@ -226,8 +289,15 @@ pub fn text(plan: &Plan, source: &str) -> String {
         out.push('\n');
     }
     let summary = plan.summary();
-    let verdict = if summary.drift() { "Drift" } else { "No drift" };
-    let _ = writeln!(out, "\n{bold}{verdict}.{bold:#} {}", summary_line(&summary));
+    let verdict = if nothing_listed(&summary) {
+        NOTHING_LISTED
+    } else if summary.drift() {
+        "Drift."
+    } else {
+        "No drift."
+    };
+    let _ = writeln!(out, "\n{bold}{verdict}{bold:#} {}", summary_line(&summary));
+    let _ = writeln!(out, "{LEGEND}");
     out
 }
 
@@ -267,13 +337,16 @@ fn md(text: &str) -> String {
 pub fn markdown(plan: &Plan, source: &str) -> String {
     let summary = plan.summary();
     let mut out = String::from("### cfgroups plan\n\n");
-    let verdict = if summary.drift() {
-        "**Drift detected.**"
+    let verdict = if nothing_listed(&summary) {
+        format!(":x: **{NOTHING_LISTED}**")
+    } else if summary.drift() {
+        "**Drift detected.**".to_owned()
     } else {
-        "**No drift.**"
+        "**No drift.**".to_owned()
     };
     let _ = writeln!(out, "{verdict} {}\n", summary_line(&summary));
     let _ = writeln!(out, "Listed from `{}`.\n", source.replace('`', "'"));
+    let _ = writeln!(out, "{MARKDOWN_LEGEND}\n");
     out.push_str("| Account | Delete | Blocked | Missing | Unmanaged | In sync | Listing |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---|\n");
     for account in &plan.accounts {
@@ -299,13 +372,16 @@ pub fn markdown(plan: &Plan, source: &str) -> String {
             .iter()
             .filter(|i| i.action != Action::InSync)
             .collect();
-        if let Listing::ListingFailed { error } = &account.listing {
+        if let Listing::ListingFailed { error, hint, .. } = &account.listing {
             let _ = writeln!(
                 out,
                 "\n#### {}\n\n:x: Listing failed, so nothing is deleted in this account: {}",
                 md(&account_title(account)),
                 md(&Escaped(error).to_string())
             );
+            if let Some(hint) = hint {
+                let _ = writeln!(out, "\nHint: {}", md(&Escaped(hint).to_string()));
+            }
             continue;
         }
         if drift.is_empty() {
@@ -322,7 +398,7 @@ pub fn markdown(plan: &Plan, source: &str) -> String {
             let _ = writeln!(
                 out,
                 "| {} {} | {} | {id} | {} |",
-                symbol(item.action).0.trim(),
+                md(symbol(item.action).0.trim()),
                 action_word(item.action),
                 md(&display_name(item)),
                 md(&explain(item)),
@@ -355,6 +431,83 @@ mod tests {
         };
         let observed = crate::model::Observed::from([(account, Ok(vec![group]))]);
         plan(&desired, &observed, PlanOptions::default())
+    }
+
+    fn failed_plan(accounts: &[&str]) -> Plan {
+        let yaml = accounts
+            .iter()
+            .fold("version: 1\naccounts:\n".to_owned(), |yaml, id| {
+                yaml + &format!("  - id: {id}\n    groups: [{{name: Ops, state: present}}]\n")
+            });
+        let desired = crate::config::parse(&yaml, std::path::Path::new("g.yaml")).unwrap();
+        let mut observed = crate::model::Observed::new();
+        for (index, id) in accounts.iter().enumerate() {
+            let listing = if index == 0 {
+                Err(crate::model::ListingFailure {
+                    status: Some(403),
+                    codes: vec![9109],
+                    hint: Some("check the token's account resources".to_owned()),
+                    ..crate::model::ListingFailure::new("HTTP 403: [9109] Unauthorized".to_owned())
+                })
+            } else {
+                Ok(Vec::new())
+            };
+            observed.insert(id.parse().unwrap(), listing);
+        }
+        plan(&desired, &observed, PlanOptions::default())
+    }
+
+    #[test]
+    fn a_plan_in_which_no_account_could_be_listed_is_headed_as_an_error_not_drift() {
+        let nothing = failed_plan(&["023e105f4ecef8ad9ca31a8372d0c353"]);
+        let text = render(&nothing, "cloudflare", Format::Text);
+        assert!(text.contains(NOTHING_LISTED), "{text}");
+        assert!(!text.contains("Drift."), "{text}");
+        assert!(
+            text.contains("hint: check the token's account resources"),
+            "{text}"
+        );
+        let markdown = render(&nothing, "cloudflare", Format::Markdown);
+        assert!(markdown.contains(NOTHING_LISTED), "{markdown}");
+        assert!(!markdown.contains("Drift detected"), "{markdown}");
+        assert!(markdown.contains("Hint: check"), "{markdown}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&nothing, "cloudflare", Format::Json)).unwrap();
+        let listing = &json["accounts"][0]["listing"];
+        assert_eq!(listing["status"], "listing_failed");
+        assert_eq!(listing["error"], "HTTP 403: [9109] Unauthorized");
+        assert_eq!(listing["codes"], serde_json::json!([9109]));
+        assert_eq!(listing["hint"], "check the token's account resources");
+
+        // One account of two listed: drift, as before.
+        let some = failed_plan(&[
+            "023e105f4ecef8ad9ca31a8372d0c353",
+            "9a7806061c88ada191ed06f989cc3dac",
+        ]);
+        let text = render(&some, "cloudflare", Format::Text);
+        assert!(text.contains("Drift."), "{text}");
+        assert!(!text.contains(NOTHING_LISTED), "{text}");
+    }
+
+    #[test]
+    fn missing_is_not_marked_as_a_creation_and_the_legend_says_nothing_is_created() {
+        let plan = failed_plan(&[
+            "023e105f4ecef8ad9ca31a8372d0c353",
+            "9a7806061c88ada191ed06f989cc3dac",
+        ]);
+        for format in [Format::Text, Format::Markdown] {
+            let out = render(&plan, "s", format);
+            let missing = out
+                .lines()
+                .find(|l| l.contains("missing") && l.contains("Ops"))
+                .unwrap_or_else(|| panic!("no missing line in {out}"));
+            assert!(!missing.trim_start().starts_with('+'), "{missing}");
+            assert!(!missing.trim_start().starts_with("| +"), "{missing}");
+            assert!(
+                out.contains("never created (cfgroups only deletes)"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `apply`: drive the reconcile pipeline once, with a person or a reviewed plan in the loop:
 //! show the fresh plan, check it against the reviewed one, ask, then delete.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -15,16 +16,20 @@ use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Progress};
 use crate::config::{self, DesiredState};
 use crate::journal::{JOURNAL_FILE, Journal, Record};
 use crate::model::DeletionOutcome;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, BlockReason, Listing, Plan, PlanOptions};
 use crate::reconcile::{Pipeline, PipelineOptions};
-use crate::report::{self, Format};
+use crate::report;
 use crate::saved_plan::{self, SavedPlan};
+use crate::shown::Quoted;
 use crate::source::{self, CloudflareSource, GroupSource, SourceSpec};
 use crate::state_dir;
 
 pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let desired = config::load(&args.config.config)?;
     let reviewed = args.plan.as_deref().map(SavedPlan::load).transpose()?;
+    if args.force {
+        eprintln!("{FORCE_BANNER}");
+    }
     if args.dry_run {
         return dry_run(args, &desired, reviewed.as_ref()).await;
     }
@@ -60,23 +65,18 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
 
     let mut cycle = pipeline.observe(&desired).await?;
     say_settled(&cycle.settled);
-    print_out(&report::render(
+    print_out(&report::text_for(
+        "apply",
         &cycle.plan,
         &pipeline.source().describe(),
-        Format::Text,
     ))?;
     if let Some(reviewed) = &reviewed {
         check_reviewed(reviewed, &desired, &cycle.plan)?;
     }
     let summary = cycle.plan.summary();
-    let unfinished = summary.blocked + summary.listing_failed > 0;
     if summary.delete == 0 {
         print_out("\nNothing to delete.\n")?;
-        return Ok(if unfinished {
-            Exit::Failed
-        } else {
-            Exit::Success
-        });
+        return Ok(verdict(&cycle.plan, None));
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -97,13 +97,19 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         }
         // The answer may have come long after the listing: list again, and act only if the
         // deletions are still exactly the ones just approved.
-        cycle = pipeline.confirm(&desired, &cycle).await?.map_err(|moved| {
-            anyhow::anyhow!(
-                "the live groups changed while waiting for the answer; nothing was deleted. \
-                 Differences (+ not approved, - approved but no longer planned):\n  {}",
-                moved.differences.join("\n  ")
-            )
-        })?;
+        cycle = match pipeline.confirm(&desired, &cycle).await? {
+            Ok(fresh) => fresh,
+            Err(moved) => {
+                eprintln!(
+                    "Differences (+ not approved, - approved but no longer planned):\n  {}",
+                    moved.differences.join("\n  ")
+                );
+                bail!(
+                    "the live groups changed while waiting for the answer (differences above); \
+                     nothing was deleted"
+                );
+            }
+        };
         say_settled(&cycle.settled);
     }
 
@@ -112,18 +118,24 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let bar = terminal
         .as_ref()
         .map(|terminal| terminal.add(progress_bar(summary.delete as u64)));
-    let on_progress = |progress: Progress<'_>| match &bar {
-        Some(bar) => {
-            bar.inc(1);
-            bar.set_message(progress.group.name.clone());
-        }
-        None => eprintln!(
-            "{} {} {} {:?}",
+    let on_progress = |progress: Progress<'_>| {
+        // Each group is named as it completes, as Terraform does: above the bar on a
+        // terminal (the bar alone would take the names with it when it clears).
+        let line = format!(
+            "{} {} {} {}",
             outcome_words(progress.outcome),
             progress.account,
             progress.group.id,
-            progress.group.name
-        ),
+            Quoted(&progress.group.name)
+        );
+        match (&terminal, &bar) {
+            (Some(terminal), Some(bar)) => {
+                terminal.suspend(|| eprintln!("{line}"));
+                bar.inc(1);
+                bar.set_message(progress.group.name.clone());
+            }
+            _ => eprintln!("{line}"),
+        }
     };
     let result = pipeline.execute(&cycle, &stop, &on_progress).await;
     if let Some(bar) = &bar {
@@ -136,12 +148,97 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
             journal.display()
         )
     })?;
-    print_out(&summary_text(&applied, journal))?;
-    Ok(if applied.complete() && !unfinished {
-        Exit::Success
-    } else {
-        Exit::Failed
-    })
+    print_out(&summary_text(&applied, &cycle.plan, journal))?;
+    Ok(verdict(&cycle.plan, Some(&applied)))
+}
+
+/// Printed on stderr first thing by `apply --force`: the one override of a safety rule.
+const FORCE_BANNER: &str = "WARNING: --force: max_deletes is overridden for this run. Every \
+                            planned deletion goes ahead, however many there are in an account.";
+
+/// How the apply ends: success, or failure with one last line on stderr saying why.
+fn verdict(plan: &Plan, applied: Option<&ApplySummary>) -> Exit {
+    let reasons = failure_reasons(plan, applied);
+    if reasons.is_empty() {
+        return Exit::Success;
+    }
+    eprintln!("error: {}.", reasons.join("; "));
+    Exit::Failed
+}
+
+/// Why an apply that ran to its end did not do everything: accounts not listed, groups
+/// blocked (by reason, with `max_deletes` spelt out), deletions failed, moved or not
+/// started. Empty when everything planned was done.
+pub(crate) fn failure_reasons(plan: &Plan, applied: Option<&ApplySummary>) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let unlisted: Vec<String> = plan
+        .accounts
+        .iter()
+        .filter(|a| matches!(a.listing, Listing::ListingFailed { .. }))
+        .map(|a| a.id.to_string())
+        .collect();
+    if !unlisted.is_empty() {
+        reasons.push(format!(
+            "{} account(s) could not be listed, so nothing in them was deleted ({})",
+            unlisted.len(),
+            unlisted.join(", ")
+        ));
+    }
+    let mut over_max = Vec::new();
+    let mut blocked_by: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for account in &plan.accounts {
+        let mut over = None;
+        for item in &account.items {
+            match &item.blocked {
+                Some(BlockReason::OverMaxDeletes { planned, max }) => over = Some((planned, max)),
+                Some(other) => *blocked_by.entry(block_word(other)).or_default() += 1,
+                None => {}
+            }
+        }
+        if let Some((planned, max)) = over {
+            over_max.push(format!(
+                "account {} plans {planned} deletions, over its max_deletes of {max}, so none \
+                 was made (--force overrides)",
+                account.id
+            ));
+        }
+    }
+    reasons.extend(over_max);
+    if !blocked_by.is_empty() {
+        let counts: Vec<String> = blocked_by
+            .iter()
+            .map(|(word, count)| format!("{count} {word}"))
+            .collect();
+        reasons.push(format!("group(s) blocked: {}", counts.join(", ")));
+    }
+    if let Some(applied) = applied {
+        let total = applied.total();
+        for (count, what) in [
+            (total.failed, "deletion(s) failed"),
+            (
+                total.moved,
+                "group(s) changed since planned and were not deleted",
+            ),
+            (total.not_started, "deletion(s) not started"),
+        ] {
+            if count > 0 {
+                reasons.push(format!("{count} {what}"));
+            }
+        }
+    }
+    reasons
+}
+
+/// A block reason in a few words, for counting.
+fn block_word(reason: &BlockReason) -> &'static str {
+    match reason {
+        BlockReason::Protected { .. } => "protected",
+        BlockReason::AmbiguousName { .. } => "with an ambiguous name",
+        BlockReason::IdNameMismatch { .. } => "with an id/name mismatch",
+        BlockReason::OverMaxDeletes { .. } => "over max_deletes",
+        BlockReason::ConflictingDeclarations => "with conflicting declarations",
+        BlockReason::NameOfAnotherDeclaredGroup { .. } => "named like another declared group",
+    }
 }
 
 /// `apply --dry-run`: list from any source, plan and show; no journal, no writes.
@@ -158,12 +255,14 @@ async fn dry_run(
     )
     .await;
     let plan = plan::plan(desired, &observed, PlanOptions { force: args.force });
-    print_out(&report::render(&plan, &source.describe(), Format::Text))?;
+    print_out(&report::text_for("apply", &plan, &source.describe()))?;
     if let Some(reviewed) = reviewed {
         check_reviewed(reviewed, desired, &plan)?;
     }
     eprintln!("Dry run: nothing was deleted.");
-    Ok(if plan.summary().listing_failed > 0 {
+    let unlisted = plan.summary().listing_failed;
+    Ok(if unlisted > 0 {
+        eprintln!("error: {unlisted} account(s) could not be listed.");
         Exit::Failed
     } else {
         Exit::Success
@@ -179,10 +278,13 @@ fn check_reviewed(
 ) -> anyhow::Result<()> {
     let difference = reviewed.difference(&saved_plan::deletions(fresh));
     if !difference.is_empty() {
-        bail!(
-            "the live state or the config moved since the plan was reviewed; nothing was \
-             deleted. Differences (+ not reviewed, - reviewed but no longer planned):\n  {}",
+        eprintln!(
+            "Differences (+ not reviewed, - reviewed but no longer planned):\n  {}",
             difference.join("\n  ")
+        );
+        bail!(
+            "the live state or the config moved since the plan was reviewed (differences \
+             above); nothing was deleted. Plan again and review the new plan"
         );
     }
     // The deletions are what was reviewed and what safety rests on; an edit elsewhere in the
@@ -231,7 +333,7 @@ fn outcome_words(outcome: &DeletionOutcome) -> String {
     }
 }
 
-fn summary_text(applied: &ApplySummary, journal: &std::path::Path) -> String {
+fn summary_text(applied: &ApplySummary, plan: &Plan, journal: &std::path::Path) -> String {
     let line = |t: &AccountTally| {
         format!(
             "{} deleted, {} already absent, {} failed, {} blocked, {} changed since planned, {} not started",
@@ -245,6 +347,10 @@ fn summary_text(applied: &ApplySummary, journal: &std::path::Path) -> String {
     if !applied.members_backed_up {
         text.push_str("Members were NOT backed up (--no-backup-members): a restore recreates groups without members.\n");
     }
+    text.push_str(&format!(
+        "Missing groups are reported, never created: cfgroups only deletes ({} missing).\n",
+        plan.summary().missing
+    ));
     text.push_str(&format!("Journal: {}\n", journal.display()));
     text
 }

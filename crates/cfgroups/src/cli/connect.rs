@@ -26,8 +26,8 @@ pub fn observed_client(
     observer: Arc<dyn RequestObserver>,
     replica: Option<&str>,
 ) -> anyhow::Result<Client> {
-    let credentials = Credentials::from_process(args.api_token_file.as_deref())
-        .context("no usable Cloudflare credentials")?;
+    // Each credentials error already says what is wrong with them, with its own prefix.
+    let credentials = Credentials::from_process(args.api_token_file.as_deref())?;
     if let CredentialOrigin::TokenFile(path) | CredentialOrigin::SystemdCredential(path) =
         credentials.origin()
     {

@@ -17,6 +17,20 @@ fn journal_path(explicit: &Option<PathBuf>, state: &StateArgs) -> PathBuf {
         .unwrap_or_else(|| state_dir::resolve(state.state_dir.clone()).join(JOURNAL_FILE))
 }
 
+/// The version of `journal --output json`, carried by every line. Within a version, fields
+/// are only ever added.
+pub const JOURNAL_JSON_FORMAT_VERSION: u32 = 1;
+
+/// One line of `journal --output json`: the record as stored, with the format version.
+/// On every line rather than in a header, so that lines stay self-describing when
+/// filtered (`grep`, `jq -c 'select(...)'`) or merged from several replicas' journals.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    format_version: u32,
+    #[serde(flatten)]
+    record: &'a Record,
+}
+
 pub fn show(args: &JournalArgs) -> anyhow::Result<Exit> {
     let path = journal_path(&args.journal, &args.state);
     let contents = journal::read(&path)?;
@@ -30,7 +44,11 @@ pub fn show(args: &JournalArgs) -> anyhow::Result<Exit> {
     match args.output {
         JournalFormat::Json => {
             for record in records {
-                text.push_str(&serde_json::to_string(record)?);
+                let line = JsonLine {
+                    format_version: JOURNAL_JSON_FORMAT_VERSION,
+                    record,
+                };
+                text.push_str(&serde_json::to_string(&line)?);
                 text.push('\n');
             }
         }
@@ -197,6 +215,15 @@ mod tests {
         for output in [JournalFormat::Text, JournalFormat::Json] {
             assert_eq!(show(&args(output)).unwrap(), Exit::Failed);
         }
+        let line = JsonLine {
+            format_version: JOURNAL_JSON_FORMAT_VERSION,
+            record: &serde_json::from_str(intent).unwrap(),
+        };
+        let json = serde_json::to_string(&line).unwrap();
+        assert!(
+            json.starts_with(r#"{"format_version":1,"type":"intent","at":"#),
+            "{json}"
+        );
         std::fs::write(&path, format!("{intent}\n")).unwrap();
         assert_eq!(show(&args(JournalFormat::Text)).unwrap(), Exit::Success);
     }

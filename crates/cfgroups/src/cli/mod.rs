@@ -7,6 +7,7 @@ pub mod durations;
 mod election;
 mod export;
 mod journal;
+mod manual;
 mod output;
 mod plan;
 mod run;
@@ -30,8 +31,10 @@ const DEFAULT_CONCURRENCY: u16 = 16;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success; with --detailed-exitcode, no drift
-  1  error: bad config, a listing that failed, a deletion that failed or was blocked
-  2  with --detailed-exitcode: drift (something to delete, blocked, missing or unmanaged)
+  1  error: a usage error (unknown flag, missing argument), bad config, a listing that
+     failed, a deletion that failed or was blocked
+  2  only with plan --detailed-exitcode: drift (something to delete, blocked, missing or
+     unmanaged); never a usage error
 
 Credentials (live API only): CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY,
 or --api-token-file (under systemd: $CREDENTIALS_DIRECTORY/cloudflare-api-token).";
@@ -76,7 +79,7 @@ pub enum Command {
     /// Report drift between the desired state and what a source lists. Changes nothing.
     #[command(after_help = concat!(
         "Example:\n  cfgroups plan --config examples/groups.yaml --source snapshot:examples/snapshot.json\n\n",
-        "Exit codes:\n  0  no drift, or drift without --detailed-exitcode\n  1  error, or an account could not be listed\n  2  drift, with --detailed-exitcode",
+        "Exit codes:\n  0  no drift, or drift without --detailed-exitcode\n  1  error (usage errors too), or an account could not be listed\n  2  drift, with --detailed-exitcode (and only then)",
     ))]
     Plan(PlanArgs),
     /// Delete the groups a fresh plan marks `delete`, journaling a backup of each first.
@@ -95,6 +98,9 @@ pub enum Command {
         "never while a file is still being written. With no valid config on disk (deleted or\n",
         "invalid), drift is still listed and reported against the last good config, but nothing\n",
         "is deleted until a valid config is back (cfgroups_deletions_suspended 1).\n\n",
+        "An account that cannot be listed is logged every cycle with Cloudflare's code and what\n",
+        "to check, and /readyz answers 503 naming it until its listing succeeds. What each cycle\n",
+        "reports (log, metrics, last-report.json) is the state after its deletions.\n\n",
         "Several replicas, one writer:\n",
         "  cfgroups run --config /etc/cfgroups --leader-election kubernetes      # POD_NAME, POD_NAMESPACE\n",
         "  cfgroups run --config /etc/cfgroups --leader-election etcd --etcd-endpoints https://etcd-1:2379,https://etcd-2:2379\n",
@@ -128,10 +134,13 @@ pub enum Command {
     /// with it shows no drift) or, with --snapshot, as a snapshot file.
     #[command(after_help = concat!(
         "Examples:\n  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 > production.yaml\n",
+        "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --account 9a7806061c88ada191ed06f989cc3dac --out-dir accounts\n",
         "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --snapshot --output json > snapshot.json\n",
         "  cfgroups export --account 023e105f4ecef8ad9ca31a8372d0c353 --source snapshot:examples/snapshot.json\n\n",
         "A group whose name is shared by several groups (or blank) is declared by id only, with a\n",
-        "comment. SOURCE_DATE_EPOCH pins the export time of the header.\n\n",
+        "comment. From the live API, each account's `label:` is its name (GET /accounts/{id});\n",
+        "when the token may not read it, a comment says so instead. SOURCE_DATE_EPOCH pins the\n",
+        "export time of the header.\n\n",
         "Exit codes:\n  0  exported\n  1  error, or an account could not be listed (nothing is written to stdout)",
     ))]
     Export(ExportArgs),
@@ -466,6 +475,20 @@ pub struct ExportArgs {
     /// desired-state file.
     #[arg(long)]
     pub snapshot: bool,
+    /// Write one desired-state file per account into DIR (`<account id>.yaml`, each
+    /// starting with the schema modeline) instead of one document on stdout. Existing
+    /// files are never overwritten.
+    #[arg(long, value_name = "DIR", conflicts_with = "snapshot")]
+    pub out_dir: Option<PathBuf>,
+    /// The schema the files written by --out-dir point editors at, relative to the file or
+    /// a URL.
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        default_value = crate::export::DEFAULT_SCHEMA_PATH,
+        requires = "out_dir"
+    )]
+    pub schema: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -498,13 +521,40 @@ pub enum Exit {
     Failed,
 }
 
-/// Maps a command's result to the process exit code. The only place exit codes are chosen.
+/// Maps a command's result to the process exit code. With [`usage_exit_code`], the only
+/// place exit codes are chosen.
 pub fn exit_code(result: &anyhow::Result<Exit>) -> u8 {
     match result {
         Ok(Exit::Success) => 0,
         Ok(Exit::Drift) => 2,
         Ok(Exit::Failed) | Err(_) => 1,
     }
+}
+
+/// The exit code of a command line that did not parse: 0 for `--help` and `--version`
+/// (which clap reports the same way), 1 for every usage error. clap's own choice, 2, is
+/// what `plan --detailed-exitcode` means by "drift": a CI job must be able to tell a typo
+/// in a flag from a plan with changes (Terraform exits 1 on usage errors too).
+pub fn usage_exit_code(error: &clap::Error) -> u8 {
+    match error.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+        _ => 1,
+    }
+}
+
+/// An error and its causes on one line, outermost first, each cause said once: a cause
+/// whose text the message already contains (an error that displays its source and also
+/// reports it as its cause) is not repeated.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Runs the parsed command.

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 
 use super::output::print_out;
-use super::{Cli, CompletionsArgs, Exit, ManArgs};
+use super::{Cli, CompletionsArgs, Exit, ManArgs, manual};
 
 /// Prints the JSON Schema of the desired-state file.
 pub fn schema() -> anyhow::Result<Exit> {
@@ -24,7 +24,8 @@ pub fn completions(args: &CompletionsArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Prints the man page (roff) of cfgroups, or of one of its commands.
+/// Prints the man page (roff) of cfgroups, or of one of its commands, with the EXIT
+/// STATUS, ENVIRONMENT and FILES sections of [`manual`].
 pub fn man(args: &ManArgs) -> anyhow::Result<Exit> {
     let mut command = Cli::command();
     // Building names each subcommand's page `cfgroups-NAME` and its usage `cfgroups NAME`.
@@ -39,6 +40,7 @@ pub fn man(args: &ManArgs) -> anyhow::Result<Exit> {
     };
     let mut roff = Vec::new();
     clap_mangen::Man::new(page).render(&mut roff)?;
-    print_out(&String::from_utf8(roff).context("man page is not UTF-8")?)?;
+    let roff = String::from_utf8(roff).context("man page is not UTF-8")?;
+    print_out(&manual::with_sections(&roff))?;
     Ok(Exit::Success)
 }

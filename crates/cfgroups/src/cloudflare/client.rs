@@ -92,6 +92,10 @@ struct Inner {
     retry: RetryPolicy,
     budget: Budget,
     observer: Arc<dyn RequestObserver>,
+    /// Whether the API's being unreachable was said since the last answer: said at the first
+    /// failed attempt, not after the retries (which can take a minute), and once, not per
+    /// account.
+    unreachable_said: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -248,8 +252,24 @@ impl Client {
                 retry: config.retry,
                 budget,
                 observer,
+                unreachable_said: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Says at once, as a warning, that the API cannot be reached and why, while the retries
+    /// go on; an answer resets it, so that the next outage is said too.
+    fn say_unreachable(&self, err: &Error, deadline: Duration) {
+        use std::sync::atomic::Ordering;
+        if let Some(unreachable) = err.unreachable()
+            && !self.inner.unreachable_said.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                endpoint = %unreachable.endpoint,
+                "{unreachable}; retrying for up to {}s",
+                deadline.as_secs()
+            );
+        }
     }
 
     /// The request budget, for metrics.
@@ -269,6 +289,26 @@ impl Client {
             account: account.clone(),
         };
         self.list_all(&route, &[]).await
+    }
+
+    /// The account's name (`GET /accounts/{account_id}`), what people call it; `None` when
+    /// the answer has none.
+    pub async fn account_name(&self, account: &AccountId) -> Result<Option<String>, Error> {
+        let route = Route::GetAccount {
+            account: account.clone(),
+        };
+        /// Just the account object's name; every other field is skipped.
+        #[derive(serde::Deserialize)]
+        struct Account {
+            #[serde(default)]
+            name: Option<String>,
+        }
+        let reply = self.send::<Account>(&route, &[], None).await?;
+        Ok(reply
+            .envelope
+            .result
+            .and_then(|account| account.name)
+            .filter(|name| !name.trim().is_empty()))
     }
 
     /// Every group of `account` named exactly `name` (the list endpoint's `name` filter), so
@@ -541,6 +581,7 @@ impl Client {
                 Some(delay)
             })
             .notify(|err: &Error, delay: Duration| {
+                self.say_unreachable(err, policy.deadline);
                 tracing::debug!(
                     %route, attempt = tries.count(), delay_ms = delay.as_millis() as u64, error = %err,
                     "retrying"
@@ -638,6 +679,9 @@ impl Client {
             Ok(response) => response,
             Err(err) => return failed(transport(route, err)),
         };
+        self.inner
+            .unreachable_said
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let status = response.status().as_u16();
         let headers = response.headers();
         let retry_after = header_text(headers, RETRY_AFTER.as_str())
@@ -770,7 +814,6 @@ fn encode(route: &Route, body: &impl Serialize) -> Result<Vec<u8>, Error> {
         source,
     })
 }
-
 
 fn is_not_found(err: &Error) -> bool {
     matches!(err, Error::Api { status: 404, .. })

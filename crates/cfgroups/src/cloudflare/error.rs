@@ -9,6 +9,7 @@ use thiserror::Error;
 use super::budget::BudgetError;
 use super::envelope::ApiErrors;
 use super::route::{Route, RouteKind};
+use super::unreachable::Unreachable;
 
 /// How a request failed below HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +53,9 @@ pub enum Error {
         retry_after: Option<Duration>,
         errors: ApiErrors,
     },
-    /// The request did not get an HTTP response.
-    #[error("{route}: {kind}: {source}")]
+    /// The request did not get an HTTP response. Shown with where it went and why in an
+    /// operator's words (`cannot reach 127.0.0.1:8787: connection refused`).
+    #[error("{route}: {kind}: {}", Unreachable::of(source))]
     Transport {
         route: Route,
         kind: TransportKind,
@@ -223,6 +225,14 @@ impl Error {
             Self::DeadlineExceeded { last, .. } | Self::RateLimitWait { last, .. } => {
                 last.as_ref().and_then(|last| last.status)
             }
+            _ => None,
+        }
+    }
+
+    /// Where the request went and why it got no answer, when it got none.
+    pub fn unreachable(&self) -> Option<Unreachable> {
+        match self {
+            Self::Transport { source, .. } => Some(Unreachable::of(source)),
             _ => None,
         }
     }

@@ -23,7 +23,8 @@
 //! [`route`] (which endpoint; ids into paths), [`envelope`] (the response shape),
 //! [`error`] (what went wrong, retryable or not), [`retry`] (when to try again),
 //! [`budget`] (how many requests may go), [`pager`] (when a listing is complete),
-//! [`observer`] (the metrics hook), [`client`] (the operations).
+//! [`observer`] (the metrics hook), [`unreachable`] (why no answer came, for people),
+//! [`client`] (the operations).
 
 pub mod base_url;
 pub mod budget;
@@ -36,6 +37,7 @@ pub mod observer;
 pub mod pager;
 pub mod retry;
 pub mod route;
+pub mod unreachable;
 
 pub use base_url::{BaseUrl, DEFAULT_BASE_URL};
 pub use budget::{
@@ -50,3 +52,4 @@ pub use known_secrets::KnownSecrets;
 pub use observer::{NoopObserver, RequestEvent, RequestObserver};
 pub use retry::{Jitter, RetryPolicy, parse_retry_after};
 pub use route::{Route, RouteKind};
+pub use unreachable::Unreachable;

@@ -10,6 +10,8 @@ use crate::model::{AccountId, GroupId};
 /// One endpoint of the user groups API, with the ids it addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /accounts/{account}`: the account object (its name).
+    GetAccount { account: AccountId },
     /// `GET /accounts/{account}/iam/user_groups`
     ListGroups { account: AccountId },
     /// `GET /accounts/{account}/iam/user_groups/{group}`
@@ -27,6 +29,7 @@ pub enum Route {
 /// A [`Route`] without its ids: a low-cardinality label for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteKind {
+    GetAccount,
     ListGroups,
     GetGroup,
     CreateGroup,
@@ -39,6 +42,7 @@ impl RouteKind {
     /// A stable snake_case name, e.g. `delete_group`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::GetAccount => "get_account",
             Self::ListGroups => "list_groups",
             Self::GetGroup => "get_group",
             Self::CreateGroup => "create_group",
@@ -59,6 +63,7 @@ impl Route {
     /// The label of this route.
     pub fn kind(&self) -> RouteKind {
         match self {
+            Self::GetAccount { .. } => RouteKind::GetAccount,
             Self::ListGroups { .. } => RouteKind::ListGroups,
             Self::GetGroup { .. } => RouteKind::GetGroup,
             Self::CreateGroup { .. } => RouteKind::CreateGroup,
@@ -71,9 +76,10 @@ impl Route {
     /// The HTTP method of this route.
     pub fn method(&self) -> Method {
         match self {
-            Self::ListGroups { .. } | Self::GetGroup { .. } | Self::ListMembers { .. } => {
-                Method::GET
-            }
+            Self::GetAccount { .. }
+            | Self::ListGroups { .. }
+            | Self::GetGroup { .. }
+            | Self::ListMembers { .. } => Method::GET,
             Self::CreateGroup { .. } | Self::AddMembers { .. } => Method::POST,
             Self::DeleteGroup { .. } => Method::DELETE,
         }
@@ -90,6 +96,7 @@ impl Route {
         let groups =
             |account: &AccountId| format!("/accounts/{}/iam/user_groups", account.as_str());
         match self {
+            Self::GetAccount { account } => format!("/accounts/{}", account.as_str()),
             Self::ListGroups { account } | Self::CreateGroup { account } => groups(account),
             Self::GetGroup { account, group } | Self::DeleteGroup { account, group } => {
                 format!("{}/{}", groups(account), group.as_str())

@@ -8,12 +8,13 @@
 
 mod error;
 mod files;
+mod lenient;
 mod locate;
 mod numeric;
 pub mod schema;
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -30,6 +31,7 @@ pub use schema::{
 use crate::model::{AccountId, GroupId, GroupState};
 use crate::protect::Protect;
 use crate::yaml_guard;
+use lenient::Step;
 use locate::Locator;
 
 /// Everything the config files declare, validated and with defaults resolved.
@@ -40,6 +42,8 @@ pub struct DesiredState {
     pub files: Vec<PathBuf>,
     /// SHA-256 over every file's path and content: equal hashes mean nothing changed.
     pub content_hash: String,
+    /// SHA-256 of each file's content, by file: which files a change touched.
+    pub file_hashes: BTreeMap<PathBuf, String>,
 }
 
 /// One account's desired groups and the rules that guard them.
@@ -67,6 +71,25 @@ impl DesiredState {
     /// The declared account ids, in declaration order.
     pub fn account_ids(&self) -> Vec<AccountId> {
         self.accounts.iter().map(|a| a.id.clone()).collect()
+    }
+
+    /// The files that differ from `before`, each with what happened to it: `a.yaml
+    /// (edited)`, `b.yaml (added)`, `c.yaml (removed)`.
+    pub fn changed_files(&self, before: &DesiredState) -> Vec<String> {
+        let mut changes = Vec::new();
+        for (file, hash) in &self.file_hashes {
+            match before.file_hashes.get(file) {
+                None => changes.push(format!("{} (added)", file.display())),
+                Some(old) if old != hash => changes.push(format!("{} (edited)", file.display())),
+                Some(_) => {}
+            }
+        }
+        for file in before.file_hashes.keys() {
+            if !self.file_hashes.contains_key(file) {
+                changes.push(format!("{} (removed)", file.display()));
+            }
+        }
+        changes
     }
 }
 
@@ -96,6 +119,7 @@ fn from_documents(
 ) -> Result<DesiredState, ConfigErrors> {
     let mut accounts = Vec::new();
     let mut hasher = Sha256::new();
+    let mut file_hashes = BTreeMap::new();
     // Where each account was first declared: (document, account index).
     let mut declared_in: HashMap<AccountId, (usize, usize)> = HashMap::new();
 
@@ -105,6 +129,10 @@ fn from_documents(
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
+        file_hashes.insert(
+            file.clone(),
+            format!("{:x}", Sha256::digest(text.as_bytes())),
+        );
         let mut ctx = FileContext::new(file, text);
         for (index, account) in parse_file(&mut ctx) {
             match declared_in.get(&account.id) {
@@ -129,6 +157,9 @@ fn from_documents(
                 }
             }
         }
+        // In the order of the file, whichever check found them.
+        ctx.errors
+            .sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
         errors.extend(ctx.errors);
     }
 
@@ -137,6 +168,7 @@ fn from_documents(
             accounts,
             files: documents.iter().map(|(file, _)| file.clone()).collect(),
             content_hash: format!("{:x}", hasher.finalize()),
+            file_hashes,
         })
     } else {
         Err(ConfigErrors(errors))
@@ -178,36 +210,69 @@ impl<'a> FileContext<'a> {
         });
     }
 
-    /// Deserializes `value` as `T`, reporting a failure at its exact field path.
-    fn typed<T: DeserializeOwned>(&mut self, base: &str, value: serde_yaml::Value) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(typed) => Some(typed),
-            Err(e) => {
-                let mut message = e.inner().to_string();
-                let mut field = base.to_owned();
-                for segment in e.path().iter() {
-                    field = match segment {
-                        serde_path_to_error::Segment::Seq { index } => format!("{field}[{index}]"),
-                        serde_path_to_error::Segment::Map { key } => locate_join(&field, key),
-                        _ => field,
-                    };
-                }
-                if let Some(unknown) = unknown_field(&message)
-                    && !field.ends_with(unknown)
+    /// Deserializes `value` as `T`, reporting every failure at its exact field path. serde
+    /// stops a struct at its first bad key; here each bad key is reported, dropped (see
+    /// [`lenient`]) and the rest read again, so that one unknown key or wrong type hides no
+    /// other error of the same mapping. Returns what was read, and whether it was read
+    /// without any error (a repaired value only serves to find more errors: its account is
+    /// never taken).
+    fn typed<T: DeserializeOwned>(
+        &mut self,
+        base: &str,
+        mut value: serde_yaml::Value,
+    ) -> Option<(T, bool)> {
+        let mut clean = true;
+        // What was dropped, so that its absence is not reported again as a missing key.
+        let mut dropped: Vec<Vec<Step>> = Vec::new();
+        for _ in 0..MAX_ERRORS_PER_VALUE {
+            let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(typed) => return Some((typed, clean)),
+                Err(e) => e,
+            };
+            let mut message = e.inner().to_string();
+            let mut at = lenient::steps(e.path());
+            if let Some(missing) = missing_field(&message) {
+                let mut key_path = at.clone();
+                key_path.push(Step::Key(missing.to_owned()));
+                if dropped.contains(&key_path)
+                    && let Some(placeholder) = lenient::placeholder(missing)
+                    && lenient::put(&mut value, &at, missing, placeholder)
                 {
-                    field = locate_join(&field, unknown);
+                    continue;
                 }
-                if numeric::is_number_for_text(&message)
-                    && let Some((written, _)) = self.locator().plain_scalar(&field)
-                    && numeric::reads_as_number(written)
-                {
-                    message = numeric::quote_it(&field, written);
-                }
-                self.error(&field, message);
-                None
             }
+            if let Some(unknown) = unknown_field(&message)
+                && at.last() != Some(&Step::Key(unknown.to_owned()))
+            {
+                at.push(Step::Key(unknown.to_owned()));
+            }
+            let field = at.iter().fold(base.to_owned(), |field, step| match step {
+                Step::Index(index) => format!("{field}[{index}]"),
+                Step::Key(key) => locate_join(&field, key),
+            });
+            if numeric::is_number_for_text(&message)
+                && let Some((written, _)) = self.locator().plain_scalar(&field)
+                && numeric::reads_as_number(written)
+            {
+                message = numeric::quote_it(&field, written);
+            }
+            self.error(&field, message);
+            clean = false;
+            if dropped.contains(&at) || !lenient::drop_at(&mut value, &at) {
+                return None;
+            }
+            dropped.push(at);
         }
+        None
     }
+}
+
+/// Most errors reported in one mapping before the rest of it is given up on.
+const MAX_ERRORS_PER_VALUE: usize = 256;
+
+/// The key named by serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 fn locate_join(parent: &str, key: &str) -> String {
@@ -270,7 +335,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
         );
         return Vec::new();
     }
-    let Some(spec) = ctx.typed::<FileSpec<serde_yaml::Value>>("", value) else {
+    let Some((spec, _)) = ctx.typed::<FileSpec<serde_yaml::Value>>("", value) else {
         return Vec::new();
     };
     if spec.version != CONFIG_VERSION {
@@ -291,10 +356,13 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
     let mut accounts = Vec::new();
     for (index, raw) in spec.accounts.into_iter().enumerate() {
         let base = format!("accounts[{index}]");
-        let Some(account) = ctx.typed::<AccountSpec<serde_yaml::Value>>(&base, raw) else {
+        let Some((account, clean)) = ctx.typed::<AccountSpec<serde_yaml::Value>>(&base, raw) else {
             continue;
         };
+        // An account read only after repairs is still checked, group by group, for more
+        // errors, but never taken (its id may be a placeholder).
         if let Some(account) = resolve_account(ctx, &base, &spec.defaults, default_protect, account)
+            && clean
         {
             accounts.push((index, account));
         }
@@ -339,11 +407,16 @@ fn resolve_account(
     let mut names: HashMap<String, usize> = HashMap::new();
     for (index, raw) in account.groups.into_iter().enumerate() {
         let field = format!("{base}.groups[{index}]");
-        let Some(spec) = ctx.typed::<GroupSpec>(&field, raw) else {
+        // A group read after repairs still takes part in the checks below (a duplicate
+        // name is an error of its own); its account is not taken either way.
+        let Some((spec, clean)) = ctx.typed::<GroupSpec>(&field, raw) else {
             continue;
         };
         if spec.name.is_none() && spec.id.is_none() {
-            ctx.error(&field, "a group needs a `name`, an `id`, or both");
+            // Unless a repair dropped them: that key's own error is already reported.
+            if clean {
+                ctx.error(&field, "a group needs a `name`, an `id`, or both");
+            }
             continue;
         }
         if spec.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
@@ -421,6 +494,29 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn changed_files_name_what_an_edit_touched() {
+        let file = |name: &str, label: &str| {
+            (
+                PathBuf::from(name),
+                format!("version: 1\naccounts:\n  - id: {ACCOUNT}\n    label: {label}\n"),
+            )
+        };
+        let other = |name: &str| {
+            (
+                PathBuf::from(name),
+                "version: 1\naccounts:\n  - id: 9a7806061c88ada191ed06f989cc3dac\n".to_owned(),
+            )
+        };
+        let before = from_documents(&[file("a.yaml", "one"), other("b.yaml")], Vec::new()).unwrap();
+        let after = from_documents(&[file("a.yaml", "two"), other("c.yaml")], Vec::new()).unwrap();
+        assert_eq!(
+            after.changed_files(&before),
+            ["a.yaml (edited)", "c.yaml (added)", "b.yaml (removed)"]
+        );
+        assert!(before.changed_files(&before).is_empty());
     }
 
     #[test]

@@ -24,19 +24,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::election::{LeaderWriter, Leadership, TermGuard};
-use super::metrics::{Metrics, ReconcileResult};
+use super::metrics::{AccountResult, Metrics, ReconcileResult};
 use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
 use super::server::Health;
 use super::systemd;
 use super::writes::Writes;
+use crate::after_deletions::{self, DeletionReport};
 use crate::apply::{ApplySummary, Progress};
 use crate::cloudflare::{Budget, Client};
 use crate::config::DesiredState;
 use crate::model::AccountId;
 use crate::plan::{Listing, Plan};
 use crate::reconcile::{Pipeline, Reconciled};
-use crate::report;
+use crate::report::{self, CycleFacts};
 use crate::source::{CloudflareSource, GroupSource};
 
 /// The daemon's report of the last reconcile, inside the state directory.
@@ -100,6 +101,8 @@ pub struct Controller {
     /// a renewal of the same one does not.
     seen_term: Option<u64>,
     watchdog: Option<Duration>,
+    /// Accounts whose latest listing failed: while any is, `/readyz` says so.
+    unlisted: std::collections::BTreeSet<AccountId>,
 }
 
 impl Controller {
@@ -132,6 +135,7 @@ impl Controller {
             elector_alive: true,
             seen_term: None,
             watchdog: systemd::watchdog_interval(),
+            unlisted: std::collections::BTreeSet::new(),
         }
     }
 
@@ -144,15 +148,14 @@ impl Controller {
             &self.desired,
         ));
         self.telemetry.metrics.set_deletions_suspended(false);
+        self.track_accounts();
         self.seen_term = self.leadership.current_term().map(|t| t.number);
         if self.leadership.is_leader() {
+            // Readiness follows from the cycle: every account listed, or not ready.
             self.reconcile(None).await;
         } else {
             self.stand_by();
         }
-        // A standby is ready too: its config is loaded and valid, and it takes over on its
-        // own; marking it unready would only make a rolling update wait for nothing.
-        self.telemetry.health.set_ready(true);
         loop {
             if *wakers.shutdown.borrow() {
                 break;
@@ -186,6 +189,9 @@ impl Controller {
                     let term = self.leadership.current_term().map(|t| t.number);
                     let new_term = term.is_some() && term != self.seen_term;
                     self.seen_term = term;
+                    if term.is_none() {
+                        self.ready_as_standby();
+                    }
                     if new_term { Some(None) } else { None }
                 }
                 _ = wakers.shutdown.changed() => None,
@@ -214,7 +220,16 @@ impl Controller {
         for account in self.desired.account_ids() {
             self.schedule.forget(&account);
         }
+        self.ready_as_standby();
         tracing::debug!(leader = ?self.leadership.holder(), "standing by: not reconciling");
+    }
+
+    /// A standby is ready: its config is loaded and valid, and it takes over on its own;
+    /// marking it unready would only make a rolling update wait for nothing. What it saw
+    /// failing while it led is the next leader's to see.
+    fn ready_as_standby(&mut self) {
+        self.unlisted.clear();
+        self.telemetry.health.set_ready(true);
     }
 
     fn heartbeat_period(&self) -> Duration {
@@ -274,11 +289,17 @@ impl Controller {
             ReloadOutcome::Changed(desired) => {
                 metrics.record_reload(true, SystemTime::now());
                 metrics.set_deletions_suspended(false);
+                let changed = desired.changed_files(&self.desired);
                 if was_suspended {
-                    tracing::info!("a valid config is back on disk; deletions resume");
+                    tracing::info!(
+                        files = ?changed,
+                        "a valid config is back on disk; deletions resume"
+                    );
                 }
                 tracing::info!(
                     accounts = desired.accounts.len(),
+                    files = ?changed,
+                    config_hash = short_hash(&desired.content_hash),
                     "config changed; reloaded"
                 );
                 for gone in self
@@ -291,6 +312,7 @@ impl Controller {
                     self.schedule.forget(&gone.id);
                 }
                 self.desired = *desired;
+                self.track_accounts();
                 true
             }
             ReloadOutcome::Invalid { missing, errors } => {
@@ -356,33 +378,51 @@ impl Controller {
                 self.telemetry
                     .metrics
                     .record_reconcile(ReconcileResult::Failure, started.elapsed());
+                // No account of the cycle was reconciled: the per-account series say so too.
+                for account in &accounts {
+                    self.telemetry
+                        .metrics
+                        .record_account_result(account, AccountResult::Failure);
+                }
                 self.schedule.record(&accounts, &[], Instant::now());
                 return;
             }
         };
 
-        let mut failed_accounts: Vec<AccountId> = plan
-            .accounts
-            .iter()
-            .filter(|a| matches!(a.listing, Listing::ListingFailed { .. }))
-            .map(|a| a.id.clone())
-            .collect();
+        let mut failed_accounts: Vec<AccountId> = unlisted(&plan).cloned().collect();
         let mut result = ReconcileResult::Success;
-        match applied {
-            Some(Ok(summary)) => failed_accounts.extend(failed_in(&summary)),
+        let applied = match applied {
+            Some(Ok(summary)) => {
+                failed_accounts.extend(failed_in(&summary));
+                Some(summary)
+            }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "deletions stopped");
                 result = ReconcileResult::Failure;
+                // Every account with a planned deletion is unfinished.
+                failed_accounts.extend(plan.deletions().map(|(account, _)| account.clone()));
+                None
             }
-            None => {}
-        }
+            None => None,
+        };
         failed_accounts.sort();
         failed_accounts.dedup();
         if !failed_accounts.is_empty() {
             result = ReconcileResult::Failure;
         }
+        // What the cycle reports is the state after its deletions, not the plan before them.
+        let after = applied.as_ref().map_or_else(
+            || plan.clone(),
+            |summary| after_deletions::plan_after(&plan, summary),
+        );
+        let deletions = applied
+            .as_ref()
+            .map(after_deletions::deletions)
+            .unwrap_or_default();
+        self.update_readiness(&plan, &accounts);
         self.report(
-            &plan,
+            &after,
+            &deletions,
             &accounts,
             &failed_accounts,
             result,
@@ -392,11 +432,40 @@ impl Controller {
         self.beat();
     }
 
+    /// `/readyz` after a cycle over `scope`: ready while the latest listing of every account
+    /// succeeded; else not ready, naming the accounts that cannot be listed.
+    fn update_readiness(&mut self, plan: &Plan, scope: &[AccountId]) {
+        self.unlisted.retain(|account| !scope.contains(account));
+        self.unlisted.extend(unlisted(plan).cloned());
+        let configured = self.desired.account_ids();
+        self.unlisted.retain(|account| configured.contains(account));
+        if self.unlisted.is_empty() {
+            self.telemetry.health.set_ready(true);
+        } else {
+            let accounts: Vec<String> = self.unlisted.iter().map(ToString::to_string).collect();
+            self.telemetry.health.set_not_ready(format!(
+                "{} of {} account(s) could not be listed in their latest reconcile: {}",
+                accounts.len(),
+                configured.len(),
+                accounts.join(", ")
+            ));
+        }
+    }
+
+    /// Creates the per-account counters of every configured account at zero.
+    fn track_accounts(&self) {
+        for account in &self.desired.accounts {
+            self.telemetry.metrics.track_account(&account.id);
+        }
+    }
+
     /// Metrics, schedule, `last-report.json`, the log line and the systemd status of one
-    /// finished cycle.
+    /// finished cycle. `plan` is the state after the cycle's `deletions`.
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &mut self,
         plan: &Plan,
+        deletions: &[DeletionReport],
         accounts: &[AccountId],
         failed_accounts: &[AccountId],
         result: ReconcileResult,
@@ -415,6 +484,10 @@ impl Controller {
         }
         for account in &succeeded {
             metrics.record_account_success(account, now);
+            metrics.record_account_result(account, AccountResult::Success);
+        }
+        for account in failed_accounts {
+            metrics.record_account_result(account, AccountResult::Failure);
         }
         let budget = self.telemetry.budget.snapshot();
         metrics.set_budget_remaining(u64::from(budget.remaining_in_window));
@@ -424,28 +497,23 @@ impl Controller {
         if full {
             self.schedule.reset_tick(Instant::now());
             let source = self.pipeline.source().describe();
-            if let Err(e) = write_report(&self.options.state_dir, plan, &source) {
+            let facts = CycleFacts {
+                generated_at: humantime::format_rfc3339_seconds(now).to_string(),
+                config_hash: self.desired.content_hash.clone(),
+                deletions: deletions.to_vec(),
+            };
+            if let Err(e) = write_report(&self.options.state_dir, plan, &source, &facts) {
                 tracing::warn!(error = %e, "cannot write {LAST_REPORT_FILE}");
             }
         }
-        let summary = plan.summary();
         let suspended = self.deletions_suspended();
-        let mut status = format!(
-            "planned {} to delete, {} blocked, {} missing, {} unmanaged, {} accounts failing",
-            summary.delete,
-            summary.blocked,
-            summary.missing,
-            summary.unmanaged,
-            failed_accounts.len()
-        );
-        if suspended {
-            status.push_str("; deletions suspended: no valid config on disk, nothing deleted");
-        }
+        let status = cycle_status(plan, deletions, failed_accounts.len(), suspended);
         tracing::info!(
             result = result.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             dry_run = self.options.dry_run,
             deletions_suspended = suspended,
+            config_hash = short_hash(&self.desired.content_hash),
             "reconciled: {status}"
         );
         if let Err(e) = systemd::notify_status(&status) {
@@ -467,6 +535,50 @@ impl Controller {
     }
 }
 
+/// The accounts whose listing failed.
+fn unlisted(plan: &Plan) -> impl Iterator<Item = &AccountId> {
+    plan.accounts
+        .iter()
+        .filter(|a| matches!(a.listing, Listing::ListingFailed { .. }))
+        .map(|a| &a.id)
+}
+
+/// The cycle in one line, for the log and systemd's status: what its deletions did, then
+/// the drift that remains after them.
+fn cycle_status(
+    after: &Plan,
+    deletions: &[DeletionReport],
+    failing_accounts: usize,
+    suspended: bool,
+) -> String {
+    let summary = after.summary();
+    let mut status = String::new();
+    if !deletions.is_empty() {
+        let count = |name: &str| {
+            deletions
+                .iter()
+                .filter(|d| d.deletion.as_str() == name)
+                .count()
+        };
+        let gone = count("deleted") + count("already_absent");
+        let failed = deletions.len() - gone;
+        status.push_str(&format!("deleted {gone}, {failed} not deleted; now "));
+    }
+    status.push_str(&format!(
+        "{} to delete, {} blocked, {} missing, {} unmanaged, {failing_accounts} accounts failing",
+        summary.delete, summary.blocked, summary.missing, summary.unmanaged,
+    ));
+    if suspended {
+        status.push_str("; deletions suspended: no valid config on disk, nothing deleted");
+    }
+    status
+}
+
+/// The first 12 hex digits of a content hash: enough to tell configs apart in a log line.
+fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 /// The accounts in which a deletion failed, or found its group changed: both are retried
 /// soon, with a fresh plan.
 fn failed_in(summary: &ApplySummary) -> impl Iterator<Item = AccountId> + '_ {
@@ -478,12 +590,17 @@ fn failed_in(summary: &ApplySummary) -> impl Iterator<Item = AccountId> + '_ {
 }
 
 /// Writes the report atomically: readers see the old one or the new one, never half.
-pub fn write_report(state_dir: &Path, plan: &Plan, source: &str) -> std::io::Result<()> {
+pub fn write_report(
+    state_dir: &Path,
+    plan: &Plan,
+    source: &str,
+    facts: &CycleFacts,
+) -> std::io::Result<()> {
     let path = state_dir.join(LAST_REPORT_FILE);
     let temp = state_dir.join(format!(".{LAST_REPORT_FILE}.tmp"));
     // Written as it is encoded: a report of 50,000 groups is never held whole.
     let mut file = std::io::BufWriter::new(std::fs::File::create(&temp)?);
-    report::write(plan, source, report::Format::Json, &mut file)?;
+    report::write_cycle(plan, source, facts, &mut file)?;
     std::io::Write::flush(&mut file)?;
     drop(file);
     std::fs::rename(&temp, &path)

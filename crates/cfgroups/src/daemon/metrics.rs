@@ -103,7 +103,7 @@ macro_rules! label_value {
         }
     )*};
 }
-label_value!(ReconcileResult, DriftKind, LeaderChange);
+label_value!(ReconcileResult, DriftKind, LeaderChange, AccountResult);
 
 impl DriftKind {
     /// This kind's count in an account's plan summary.
@@ -152,6 +152,36 @@ struct AccountLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AccountResultLabels {
+    account: String,
+    result: AccountResult,
+}
+
+/// How one account's part of a reconcile ended, for the per-account series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountResult {
+    /// Listed, and every planned deletion done (or safely blocked).
+    Success,
+    /// The listing failed, or a deletion failed or found its group changed.
+    Failure,
+}
+
+impl AccountResult {
+    pub const ALL: [AccountResult; 2] = [Self::Success, Self::Failure];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// Every result `cfgroups_deletions_total` counts, created at zero for each account so
+/// that `increase()` sees the first failure.
+const DELETION_RESULTS: [&str; 4] = ["deleted", "already_absent", "failed", "moved"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ChangeLabels {
     change: LeaderChange,
 }
@@ -190,6 +220,8 @@ struct Inner {
     reload_timestamp: FloatGauge,
     deletions_suspended: Gauge,
     account_success: Family<AccountLabels, FloatGauge>,
+    account_reconciles: Family<AccountResultLabels, Counter>,
+    account_ok: Family<AccountLabels, Gauge>,
     leader: Gauge,
     leader_transitions: Family<ChangeLabels, Counter>,
     leader_holder: Family<HolderLabels, Gauge>,
@@ -238,7 +270,7 @@ impl Metrics {
         let deletions = Family::<DeletionLabels, Counter>::default();
         registry.register(
             "deletions",
-            "Group deletions attempted, by account and result (deleted, already_absent, failed)",
+            "Group deletions attempted, by account and result (deleted, already_absent, failed, moved); every result starts at 0 for every configured account",
             deletions.clone(),
         );
         let api_requests = Family::<RequestLabels, Counter>::default();
@@ -304,6 +336,18 @@ impl Metrics {
             Unit::Seconds,
             account_success.clone(),
         );
+        let account_reconciles = Family::<AccountResultLabels, Counter>::default();
+        registry.register(
+            "account_reconciles",
+            "Reconciles of each account, by result: success (listed, every planned deletion done or safely blocked) or failure (the listing failed, or a deletion failed or found its group changed); both start at 0 for every configured account",
+            account_reconciles.clone(),
+        );
+        let account_ok = Family::<AccountLabels, Gauge>::default();
+        registry.register(
+            "account_last_reconcile_successful",
+            "Whether the account's last reconcile succeeded (1) or failed (0): listed, and every planned deletion done; absent until its first reconcile",
+            account_ok.clone(),
+        );
         // Without an election the one replica leads for good: 1 until an elector says otherwise.
         let leader = Gauge::default();
         leader.set(1);
@@ -356,6 +400,8 @@ impl Metrics {
                 reload_timestamp,
                 deletions_suspended,
                 account_success,
+                account_reconciles,
+                account_ok,
                 leader,
                 leader_transitions,
                 leader_holder,
@@ -462,6 +508,44 @@ impl Metrics {
             .set(unix_seconds(at));
     }
 
+    /// Creates the account's counters at zero (deletions by every result, reconciles by
+    /// every result), so that an alert on `increase()` sees the very first failure: a
+    /// series that appears at 1 has no increase.
+    pub fn track_account(&self, account: &AccountId) {
+        let name = account.to_string();
+        for result in DELETION_RESULTS {
+            let _ = self.inner.deletions.get_or_create(&DeletionLabels {
+                account: name.clone(),
+                result,
+            });
+        }
+        for result in AccountResult::ALL {
+            let _ = self
+                .inner
+                .account_reconciles
+                .get_or_create(&AccountResultLabels {
+                    account: name.clone(),
+                    result,
+                });
+        }
+    }
+
+    /// Records how the account's part of a reconcile ended.
+    pub fn record_account_result(&self, account: &AccountId, result: AccountResult) {
+        let name = account.to_string();
+        self.inner
+            .account_reconciles
+            .get_or_create(&AccountResultLabels {
+                account: name.clone(),
+                result,
+            })
+            .inc();
+        self.inner
+            .account_ok
+            .get_or_create(&AccountLabels { account: name })
+            .set(i64::from(result == AccountResult::Success));
+    }
+
     /// Drops every per-account series of an account no longer in the config, so dashboards
     /// do not show its last values forever.
     pub fn forget_account(&self, account: &AccountId) {
@@ -472,6 +556,21 @@ impl Metrics {
                 kind,
             });
         }
+        for result in DELETION_RESULTS {
+            self.inner.deletions.remove(&DeletionLabels {
+                account: name.clone(),
+                result,
+            });
+        }
+        for result in AccountResult::ALL {
+            self.inner.account_reconciles.remove(&AccountResultLabels {
+                account: name.clone(),
+                result,
+            });
+        }
+        self.inner.account_ok.remove(&AccountLabels {
+            account: name.clone(),
+        });
         self.inner.account_success.remove(&AccountLabels {
             account: name.clone(),
         });
@@ -772,6 +871,52 @@ mod tests {
             &metrics.encode(),
             "cfgroups_account_last_success_timestamp_seconds{account=\"023e105f4ecef8ad9ca31a8372d0c353\"} 1764291600.0",
         );
+    }
+
+    #[test]
+    fn a_tracked_account_has_every_result_at_zero_and_its_last_result() {
+        let metrics = Metrics::new("0");
+        let id = account();
+        let a = "023e105f4ecef8ad9ca31a8372d0c353";
+        metrics.track_account(&id);
+        let text = metrics.encode();
+        for result in ["deleted", "already_absent", "failed", "moved"] {
+            has_line(
+                &text,
+                &format!("cfgroups_deletions_total{{account=\"{a}\",result=\"{result}\"}} 0"),
+            );
+        }
+        for result in ["success", "failure"] {
+            has_line(
+                &text,
+                &format!(
+                    "cfgroups_account_reconciles_total{{account=\"{a}\",result=\"{result}\"}} 0"
+                ),
+            );
+        }
+        assert!(
+            !text.contains("cfgroups_account_last_reconcile_successful{"),
+            "{text}"
+        );
+
+        metrics.record_account_result(&id, AccountResult::Failure);
+        let text = metrics.encode();
+        has_line(
+            &text,
+            &format!("cfgroups_account_last_reconcile_successful{{account=\"{a}\"}} 0"),
+        );
+        has_line(
+            &text,
+            &format!("cfgroups_account_reconciles_total{{account=\"{a}\",result=\"failure\"}} 1"),
+        );
+        metrics.record_account_result(&id, AccountResult::Success);
+        has_line(
+            &metrics.encode(),
+            &format!("cfgroups_account_last_reconcile_successful{{account=\"{a}\"}} 1"),
+        );
+
+        metrics.forget_account(&id);
+        assert!(!metrics.encode().contains(a));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub mod watcher;
 pub mod writes;
 
 pub use gate::{Reload, ReloadGate};
-pub use metrics::{DriftKind, LeaderChange, Metrics, ReconcileResult};
+pub use metrics::{AccountResult, DriftKind, LeaderChange, Metrics, ReconcileResult};
 pub use reload::{ReloadOutcome, Reloader};
 pub use server::{
     DEFAULT_LISTEN, Health, ServerError, ServerHandle, ServerOptions, serve, serve_with,

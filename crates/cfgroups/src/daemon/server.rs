@@ -4,9 +4,13 @@
 //! - `/healthz` (liveness) answers 503 once the loop has not ticked for twice its interval:
 //!   a wedged loop should be restarted, a slow API should not, and a reconcile that takes a
 //!   whole interval still ticks in time.
-//! - `/readyz` (readiness) answers 200 once a config is loaded and the first reconcile has
-//!   completed. A later bad reload does not clear it: the daemon keeps enforcing the last
-//!   good config, which the metrics and logs report.
+//! - `/readyz` (readiness) answers 200 while the daemon does its job: on the leader (or
+//!   without election), once a config is loaded and the latest listing of every account
+//!   succeeded (the first full reconcile included); 503 before that and while any account
+//!   cannot be listed, naming the accounts. A later bad reload does not clear it: the
+//!   daemon keeps enforcing the last good config, which the metrics and logs report. A
+//!   standby is ready once its config is valid: it is the replica that takes over, and
+//!   marking it unready would only hold a rolling update for nothing.
 //! - `/metrics` serves [`Metrics::encode`] as OpenMetrics text.
 //!
 //! Any other path is 404, any other method on these paths 405. The server binds loopback by
@@ -80,16 +84,20 @@ struct HealthInner {
 }
 
 struct HealthState {
-    ready: bool,
+    /// `Ok` when ready; else why not, for the `/readyz` body.
+    ready: Result<(), String>,
     last_tick: Instant,
 }
+
+/// Why a daemon that has just started is not ready.
+const STARTING: &str = "no config loaded or first reconcile not completed";
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.state();
         f.debug_struct("Health")
             .field("interval", &self.inner.interval)
-            .field("ready", &state.ready)
+            .field("ready", &state.ready.is_ok())
             .field("last_tick", &state.last_tick)
             .finish()
     }
@@ -109,7 +117,7 @@ impl Health {
                 interval,
                 clock,
                 state: Mutex::new(HealthState {
-                    ready: false,
+                    ready: Err(STARTING.to_owned()),
                     last_tick: now,
                 }),
             }),
@@ -118,11 +126,25 @@ impl Health {
 
     /// Marks the daemon ready (a config is loaded and the first reconcile completed) or not.
     pub fn set_ready(&self, ready: bool) {
-        self.state().ready = ready;
+        self.state().ready = if ready {
+            Ok(())
+        } else {
+            Err(STARTING.to_owned())
+        };
+    }
+
+    /// Marks the daemon not ready, saying why (`/readyz` answers 503 with it).
+    pub fn set_not_ready(&self, reason: String) {
+        self.state().ready = Err(reason);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.state().ready
+        self.state().ready.is_ok()
+    }
+
+    /// `Ok` when ready, else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.state().ready.clone()
     }
 
     /// Records that the loop is making progress. Call it at every loop iteration and between
@@ -181,14 +203,13 @@ async fn healthz(State(app): State<AppState>) -> Response {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    if app.health.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
+    match app.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no config loaded or first reconcile not completed\n",
+            format!("not ready: {why}\n"),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -398,6 +419,17 @@ mod tests {
         health.set_ready(true);
         let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), 200);
+        health.set_not_ready("account 023e105f4ecef8ad9ca31a8372d0c353 cannot be listed".into());
+        let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 503);
+        assert!(
+            ready
+                .text()
+                .await
+                .unwrap()
+                .contains("023e105f4ecef8ad9ca31a8372d0c353")
+        );
+        health.set_ready(true);
 
         metrics.record_retry();
         let response = http.get(format!("{base}/metrics")).send().await.unwrap();

@@ -16,6 +16,11 @@ impl CloudflareSource {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// The client it lists with, for the other reads a command makes (an account's name).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl GroupSource for CloudflareSource {

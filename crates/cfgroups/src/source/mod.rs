@@ -16,6 +16,7 @@ use std::future::Future;
 use futures_util::StreamExt;
 use thiserror::Error;
 
+use crate::hint;
 use crate::model::{AccountId, GroupId, ListingFailure, Observed, ObservedGroup};
 
 pub use cloudflare::CloudflareSource;
@@ -37,6 +38,34 @@ pub enum ListingError {
     Api(#[from] crate::cloudflare::Error),
     #[error("inconsistent listing: group {0} appears more than once")]
     DuplicateId(GroupId),
+}
+
+impl ListingError {
+    /// The failure as the reports and logs carry it: the message with its causes, and for
+    /// the live API the status, Cloudflare's codes and a hint of what to check.
+    pub fn failure(&self) -> ListingFailure {
+        let Self::Api(api) = self else {
+            return ListingFailure::from_error(self);
+        };
+        match api.unreachable() {
+            // The error's own line says where and why; the HTTP stack's causes below it
+            // ("error sending request for url", "client error (Connect)") add nothing.
+            Some(unreachable) => ListingFailure {
+                hint: Some(hint::for_unreachable(&unreachable)),
+                ..ListingFailure::new(api.to_string())
+            },
+            None => {
+                let codes = api.codes();
+                let status = api.status();
+                ListingFailure {
+                    status,
+                    hint: status.and_then(|status| hint::for_answer(status, &codes)),
+                    codes,
+                    ..ListingFailure::from_error(self)
+                }
+            }
+        }
+    }
 }
 
 /// A pluggable listing source: everything that can say which groups an account has.
@@ -68,7 +97,7 @@ pub async fn list_accounts<S: GroupSource>(
                 .list(&account)
                 .await
                 .and_then(reject_duplicates)
-                .map_err(|error| ListingFailure::from_error(&error));
+                .map_err(|error| error.failure());
             (account, listing)
         })
         .buffer_unordered(concurrency.max(1))

@@ -85,9 +85,30 @@ fn over_max_deletes_deletes_nothing_and_exits_one() {
         .run();
     out.assert_code(1);
     assert!(out.stdout.contains("max_deletes"), "{}", out.stdout);
+    assert!(out.stdout.starts_with("cfgroups apply: "), "{}", out.stdout);
+    // The last word says why the exit is 1, and how to override it.
+    assert_eq!(
+        last_line(&out.stderr),
+        format!(
+            "error: account {} plans 3 deletions, over its max_deletes of 2, so none was made \
+             (--force overrides).",
+            account(0)
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("--force: max_deletes is overridden"));
     assert_eq!(delete_count(&fake), 0);
     assert_eq!(fake.state(), state);
     assert!(journal(&dir.path().join("s")).records.is_empty());
+}
+
+/// The last non-empty line of `text`.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
 }
 
 /// `apply --force` is the one override of `max_deletes`.
@@ -97,13 +118,90 @@ fn force_overrides_max_deletes() {
     let fake = Fake::start(state);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &configs);
-    apply(&fake, &config, &dir.path().join("s"))
+    let out = apply(&fake, &config, &dir.path().join("s"))
         .unlimited()
         .arg("--force")
-        .run()
-        .assert_code(0);
+        .run();
+    out.assert_code(0);
+    // Overriding a safety rule is said before anything else.
+    assert!(
+        out.stderr
+            .starts_with("WARNING: --force: max_deletes is overridden for this run."),
+        "{}",
+        out.stderr
+    );
     assert!(fake.groups(account(0)).is_empty());
     assert_eq!(delete_count(&fake), 3);
+}
+
+/// With no account listable (a token the API refuses), the headline is an error, not
+/// "Drift.", and the last line says why the exit is 1, with Cloudflare's code and a hint.
+#[test]
+fn an_apply_that_can_list_no_account_says_so() {
+    let (state, configs) = over_threshold();
+    let fake = Fake::start(state);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &configs);
+    let out = apply(&fake, &config, &dir.path().join("s"))
+        .unlimited()
+        .env("CLOUDFLARE_API_TOKEN", "not-the-token")
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stdout
+            .contains("No account could be listed: nothing was planned or deleted."),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("Drift."), "{}", out.stdout);
+    assert!(out.stdout.contains("[10000]"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("hint: authentication failed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        last_line(&out.stderr),
+        format!(
+            "error: 1 account(s) could not be listed, so nothing in them was deleted ({}).",
+            account(0)
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(delete_count(&fake), 0);
+}
+
+/// A failed deletion ends the apply with a line that counts it.
+#[test]
+fn an_apply_with_a_failed_deletion_ends_saying_so() {
+    let (state, configs) = over_threshold();
+    let fake = Fake::start(state);
+    fake.inject(
+        Fault::Status(403)
+            .on(Route::Delete)
+            .method(Method::DELETE)
+            .times(10),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &configs);
+    let out = apply(&fake, &config, &dir.path().join("s"))
+        .unlimited()
+        .arg("--force")
+        .run();
+    out.assert_code(1);
+    assert_eq!(
+        last_line(&out.stderr),
+        "error: 3 deletion(s) failed.",
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("Missing groups are reported, never created: cfgroups only deletes"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Safety rule 4: under `unmanaged: delete`, groups matching `protect` (by glob or by id)
@@ -312,6 +410,12 @@ fn a_saved_plan_is_refused_when_a_new_group_would_be_pruned() {
         "{}",
         out.stderr
     );
+    // The differences come first; the last line says why nothing was done.
+    assert!(
+        last_line(&out.stderr).starts_with("error: the live state or the config moved"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains(&format!("+ {} {new} \"Created after review\"", account(0))),
@@ -453,6 +557,11 @@ fn on_a_terminal_only_yes_deletes() {
         } else if expect_deleted {
             assert_eq!(output.status.code(), Some(0), "{answer}: {shown}");
             assert!(fake.groups(account(0)).is_empty(), "{answer}: {shown}");
+            // Each group is named as it completes, and stays on screen after the bar.
+            for n in 0..3 {
+                let done = format!("deleted {} {} \"Old {n}\"", account(0), group_id(0, n));
+                assert!(shown.contains(&done), "no {done:?} in {shown}");
+            }
         } else {
             assert_eq!(output.status.code(), Some(1), "{answer}: {shown}");
             assert!(shown.contains("nothing was deleted"), "{answer}: {shown}");

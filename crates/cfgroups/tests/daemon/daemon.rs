@@ -133,6 +133,16 @@ async fn an_in_place_edit_is_picked_up() {
         })
         .await;
 
+    // The log says which file changed.
+    let reloads = daemon.log.events("config changed; reloaded");
+    assert!(
+        reloads.iter().any(|event| event["fields"]["files"]
+            .as_str()
+            .is_some_and(|files| files.contains("groups.yaml (edited)"))),
+        "{}",
+        daemon.log.text()
+    );
+
     // And the next one too: the watch survives the first.
     let gamma = group_named(&fake, &a, "gamma");
     write_in_place(&config, &groups_config(&a, &["beta", "gamma"]));
@@ -354,6 +364,18 @@ async fn an_invalid_edit_keeps_the_last_good_config_until_it_is_fixed() {
             reload_ok(text).filter(|v| *v == 1.0)
         })
         .await;
+    // The fix is said, with the file it touched.
+    let back = daemon
+        .log
+        .events("a valid config is back on disk; deletions resume");
+    assert_eq!(back.len(), 1, "{}", daemon.log.text());
+    assert!(
+        back[0]["fields"]["files"]
+            .as_str()
+            .is_some_and(|files| files.contains("groups.yaml (edited)")),
+        "{}",
+        back[0]
+    );
 }
 
 /// With the config file deleted, the daemon keeps listing and reporting drift against the
@@ -410,7 +432,7 @@ async fn a_deleted_config_suspends_deletions_until_it_is_back() {
     assert!(fake.groups(&a).iter().any(|g| g.id == zeta));
     let suspended_cycles = daemon
         .log
-        .events("reconciled: planned 1 to delete, 0 blocked, 0 missing, 0 unmanaged, 0 accounts failing; deletions suspended: no valid config on disk, nothing deleted");
+        .events("reconciled: 1 to delete, 0 blocked, 0 missing, 0 unmanaged, 0 accounts failing; deletions suspended: no valid config on disk, nothing deleted");
     assert!(!suspended_cycles.is_empty(), "{}", daemon.log.text());
 
     // The same config back: deletions resume at once.
@@ -619,8 +641,10 @@ async fn metrics_and_the_report_after_deletions() {
         value("cfgroups_api_requests_total{method=\"DELETE\",status=\"200\"}"),
         3.0
     );
+    // The gauges describe the state after the cycle's deletions: what was deleted is no
+    // longer "to delete".
     for (kind, count) in [
-        ("delete", 3.0),
+        ("delete", 0.0),
         ("blocked", 0.0),
         ("missing", 1.0),
         ("unmanaged", 1.0),
@@ -648,10 +672,173 @@ async fn metrics_and_the_report_after_deletions() {
     );
     assert_eq!(fake.groups(&a).len(), 2, "alpha and unlisted remain");
 
+    assert_eq!(
+        value(&format!(
+            "cfgroups_account_last_reconcile_successful{{account=\"{a}\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "cfgroups_deletions_total{{account=\"{a}\",result=\"failed\"}}"
+        )),
+        0.0,
+        "every result is exported from zero"
+    );
+
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["format_version"], 1);
-    assert_eq!(report["summary"]["delete"], 3, "{report:#}");
+    assert_eq!(report["summary"]["delete"], 0, "{report:#}");
     assert_eq!(report["summary"]["missing"], 1, "{report:#}");
+    // alpha, and the three deleted declared absent and now gone.
+    assert_eq!(report["summary"]["in_sync"], 4, "{report:#}");
+    let generated = report["generated_at"].as_str().expect("generated_at");
+    assert!(humantime::parse_rfc3339(generated).is_ok(), "{generated}");
+    let hash = report["config_hash"].as_str().expect("config_hash");
+    assert_eq!(hash.len(), 64, "{hash}");
+    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");
+    let deletions = report["deletions"].as_array().expect("deletions");
+    let mut outcomes: Vec<(String, String)> = deletions
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_owned(),
+                d["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            ("beta".to_owned(), "deleted".to_owned()),
+            ("delta".to_owned(), "deleted".to_owned()),
+            ("gamma".to_owned(), "deleted".to_owned()),
+        ]
+    );
+    let beta = report["accounts"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "beta")
+        .expect("beta in the report");
+    assert_eq!(beta["action"], "in_sync", "{beta}");
+    assert_eq!(beta["deletion"]["outcome"], "deleted", "{beta}");
+
+    // The log line says the same: what was deleted, and what remains.
+    assert!(
+        !daemon
+            .log
+            .events(
+                "reconciled: deleted 3, 0 not deleted; now 0 to delete, 0 blocked, 1 missing, \
+                 1 unmanaged, 0 accounts failing"
+            )
+            .is_empty(),
+        "{}",
+        daemon.log.text()
+    );
+}
+
+/// An account that cannot be listed is named in a warning of its own, with Cloudflare's
+/// code and what to check; `/readyz` says which account it is; the per-account series
+/// tell it from the healthy one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_account_is_named_with_its_code_and_a_hint_and_readyz_says_so() {
+    let good = account(31);
+    // Not in the fake's state: the token cannot see it (403, code 9109).
+    let bad = account(32);
+    let fake = fake_with_groups(&good, Duration::ZERO).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    let groups = [("alpha", "present")];
+    let both = config_text(&[
+        account_config(&good, "ignore", &groups),
+        account_config(&bad, "ignore", &groups),
+    ]);
+    write_in_place(&config, &both);
+    let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
+        .start()
+        .await;
+    daemon
+        .wait_metric_at_least("cfgroups_reconciles_total{result=\"failure\"}", 1.0)
+        .await;
+
+    let warnings = daemon.log.events(&format!(
+        "account {bad} cannot be listed; nothing in it is deleted this cycle"
+    ));
+    let warning = warnings
+        .first()
+        .unwrap_or_else(|| panic!("{}", daemon.log.text()));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    let fields = &warning["fields"];
+    assert_eq!(fields["account"], bad.as_str(), "{warning}");
+    assert_eq!(fields["status"], 403, "{warning}");
+    assert!(
+        fields["codes"].as_str().is_some_and(|c| c.contains("9109")),
+        "{warning}"
+    );
+    assert!(
+        fields["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Unauthorized to access requested resource")),
+        "{warning}"
+    );
+    assert!(
+        fields["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("account id") && h.contains("Account Settings Read")),
+        "{warning}"
+    );
+    assert!(
+        daemon
+            .log
+            .events(&format!(
+                "account {good} cannot be listed; nothing in it is deleted this cycle"
+            ))
+            .is_empty()
+    );
+
+    let (status, body) = daemon.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(bad.as_str()) && !body.contains(good.as_str()),
+        "{body}"
+    );
+
+    let text = daemon.metrics().await;
+    let series = |name: &str, account: &AccountId| {
+        metric(&text, &format!("{name}{{account=\"{account}\"}}"))
+    };
+    assert_eq!(
+        series("cfgroups_account_last_reconcile_successful", &bad),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        series("cfgroups_account_last_reconcile_successful", &good),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            &format!("cfgroups_account_reconciles_total{{account=\"{bad}\",result=\"failure\"}}")
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+
+    // The account dropped from the config: ready again, and its series are gone.
+    write_by_rename(
+        &config,
+        &config_text(&[account_config(&good, "ignore", &groups)]),
+    );
+    let ready = testkit::within(WAIT, async || {
+        (daemon.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "{}", daemon.log.text());
+    assert!(!daemon.metrics().await.contains(bad.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

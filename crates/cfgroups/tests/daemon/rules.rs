@@ -82,4 +82,17 @@ async fn a_journal_the_daemon_cannot_write_stops_every_deletion() {
         "{}",
         daemon.log.text()
     );
+    // The account's own series say it was not reconciled.
+    let text = daemon.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            &format!(
+                "cfgroups_account_last_reconcile_successful{{account=\"{}\"}}",
+                account(40)
+            )
+        ),
+        Some(0.0),
+        "{text}"
+    );
 }

@@ -261,6 +261,55 @@ accounts:
     }
 }
 
+/// One unknown key or wrong value hides no other error of the same mapping: a file with
+/// four typos needs one run, not four.
+#[test]
+fn every_unknown_key_and_error_of_one_mapping_is_listed_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("typos.yaml");
+    std::fs::write(
+        &config,
+        "version: 1
+colour: blue
+accounts:
+  - id: 023e105f4ecef8ad9ca31a8372d0c353
+    lable: production
+    max_delets: 3
+    unmanaged: purge
+    protect: [Admins, 42]
+    groups:
+      - {name: A, state: absent, colour: red, size: 3}
+      - {name: B, stat: absent}
+      - {name: A, state: present}
+  - id: nothex
+    groups:
+      - {name: C, state: gone}
+",
+    )
+    .unwrap();
+    let run = cfgroups().args(["validate", "-c"]).arg(&config).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for expected in [
+        "typos.yaml:2:1: colour: unknown field `colour`",
+        "typos.yaml:5:5: accounts[0].lable: unknown field `lable`",
+        "typos.yaml:6:5: accounts[0].max_delets: unknown field `max_delets`",
+        "typos.yaml:7:5: accounts[0].unmanaged: unknown variant `purge`",
+        "typos.yaml:8:23: accounts[0].protect[1]: YAML reads the unquoted 42",
+        "accounts[0].groups[0].colour: unknown field `colour`",
+        "accounts[0].groups[0].size: unknown field `size`",
+        "accounts[0].groups[1].stat: unknown field `stat`",
+        "accounts[0].groups[2].name: duplicate group: name \"A\"",
+        "accounts[1].id: account id \"nothex\"",
+        "accounts[1].groups[0].state: unknown variant `gone`",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing {expected:?} in\n{}",
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn non_utf8_config_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -344,7 +393,36 @@ fn help_documents_exit_codes() {
         .arg("--help")
         .assert()
         .success()
-        .stdout(predicate::str::contains("Exit codes:"));
+        .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::contains("a usage error"))
+        .stdout(predicate::str::contains("never a usage error"));
+}
+
+/// 2 means drift (`plan --detailed-exitcode`) and nothing else: a typo in a flag, a missing
+/// required flag or a bad value exits 1, so CI can tell a broken job from a plan with changes.
+#[test]
+fn usage_errors_exit_one_leaving_two_to_drift() {
+    for args in [
+        &["plan", "-c", EXAMPLE_CONFIG, "--detailed-exitcod"][..],
+        &["plan", "--detailed-exitcode"][..],
+        &["plan", "-c", EXAMPLE_CONFIG, "--output", "yaml"][..],
+        &["apply", "-c", EXAMPLE_CONFIG, "--apply-concurrency", "0"][..],
+        &["no-such-command"][..],
+        &[][..],
+    ] {
+        let run = cfgroups().args(args).run();
+        assert_eq!(run.code, Some(1), "cfgroups {args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("error:") || run.stderr.contains("Usage:"),
+            "cfgroups {args:?}: {}",
+            run.stderr
+        );
+    }
+    for args in [&["--help"][..], &["plan", "--help"][..], &["--version"][..]] {
+        let run = cfgroups().args(args).run();
+        assert_eq!(run.code, Some(0), "cfgroups {args:?}: {}", run.stderr);
+        assert!(!run.stdout.is_empty(), "cfgroups {args:?}");
+    }
 }
 
 #[test]
@@ -452,4 +530,122 @@ fn a_config_starting_with_a_byte_order_mark_is_valid() {
         .stdout(predicate::str::contains(
             "valid: 1 account(s), 1 declared group(s)",
         ));
+}
+
+/// An error is said once: a cause the message already shows (`Address already in use (os
+/// error 98)`) is not repeated after it, and no prefix is doubled.
+#[test]
+fn errors_say_each_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = cfgroups()
+        .api("http://127.0.0.1:9/client/v4")
+        .args(["run", "-c", EXAMPLE_CONFIG, "--listen"])
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--state-dir")
+        .arg(dir.path())
+        .run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("os error 98").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+
+    let run = cfgroups().args(["plan", "-c", EXAMPLE_CONFIG]).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no Cloudflare credentials"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("Cloudflare credentials").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+/// `journal --output json` is versioned like the report: every line carries
+/// `format_version`, so a line filtered out of the stream, or merged from several
+/// replicas' journals, still says what it is.
+#[test]
+fn journal_json_lines_carry_their_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let intent = r#"{"type":"intent","at":"2026-01-01T00:00:00Z","run":"r1","account":"023e105f4ecef8ad9ca31a8372d0c353","group":{"id":"00000000000000000000000000000001","name":"G"},"members":[]}"#;
+    let outcome = r#"{"type":"outcome","at":"2026-01-01T00:00:01Z","run":"r1","account":"023e105f4ecef8ad9ca31a8372d0c353","group_id":"00000000000000000000000000000001","outcome":"deleted"}"#;
+    std::fs::write(&path, format!("{intent}\n{outcome}\n")).unwrap();
+    let run = cfgroups()
+        .args(["journal", "--output", "json", "--journal"])
+        .arg(&path)
+        .run();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for line in &lines {
+        assert_eq!(line["format_version"], 1, "{line}");
+    }
+    assert_eq!(lines[0]["type"], "intent");
+    assert_eq!(lines[1]["outcome"], "deleted");
+}
+
+/// An API nobody answers is said as such, with host and port, at the first failed attempt
+/// (a warning on stderr) rather than after the retries, and the report says it too.
+#[test]
+fn an_unreachable_api_is_said_at_once_with_its_host_and_port() {
+    use std::io::BufRead;
+    // A port just freed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let mut child = cfgroups()
+        .api(&format!("http://{endpoint}/client/v4"))
+        .args(["plan", "-c", EXAMPLE_CONFIG])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said_after = None;
+    let mut rest = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if said_after.is_none()
+            && line.contains(&format!("cannot reach {endpoint}: connection refused"))
+        {
+            said_after = Some(started.elapsed());
+        }
+        rest.push(line);
+    }
+    let output = child.wait_with_output().unwrap();
+    let said_after = said_after.unwrap_or_else(|| panic!("never said: {}", rest.join("\n")));
+    assert!(
+        said_after < std::time::Duration::from_secs(3),
+        "said only after {said_after:?}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains(&format!("cannot reach {endpoint}: connection refused")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("hint: nothing accepts connections at {endpoint}")),
+        "{report}"
+    );
+    assert!(
+        report.contains("No account could be listed: nothing was planned or deleted."),
+        "{report}"
+    );
 }

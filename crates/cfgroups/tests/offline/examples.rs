@@ -460,6 +460,10 @@ fn the_gitops_workflow_runs_real_commands_plans_on_pull_requests_and_applies_on_
         .expect("the workflow has triggers");
     assert!(triggers.get("pull_request").is_some());
     assert_eq!(triggers["push"]["branches"], serde_json::json!(["main"]));
+    assert!(
+        triggers.get("workflow_dispatch").is_some(),
+        "no manual re-plan and apply"
+    );
 
     let mut all = Vec::new();
     let mut step_texts: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -477,11 +481,12 @@ fn the_gitops_workflow_runs_real_commands_plans_on_pull_requests_and_applies_on_
         // Each job runs on exactly one kind of event.
         assert!(
             condition.contains("github.event_name == 'pull_request'")
-                || condition.contains("github.event_name == 'push'"),
+                || condition.contains("github.event_name == 'push'")
+                || condition.contains("github.event_name == 'workflow_dispatch'"),
             "job {job_name} has no event condition"
         );
     }
-    assert!(all.len() >= 3, "{all:?}");
+    assert!(all.len() >= 5, "{all:?}");
     // Every invocation parses with the real command line.
     let mut configs = BTreeSet::new();
     for invocation in &all {
@@ -500,17 +505,20 @@ fn the_gitops_workflow_runs_real_commands_plans_on_pull_requests_and_applies_on_
         .join(configs.iter().next().unwrap());
     cfgroups::config::load(&config_dir).unwrap_or_else(|e| panic!("{e}"));
 
-    let job_of = |event: &str| -> String {
-        workflow["jobs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .find(|(_, job)| job["if"].as_str().unwrap_or("").contains(event))
+    let jobs = workflow["jobs"].as_object().unwrap();
+    let jobs_of = |event: &str| -> Vec<String> {
+        jobs.iter()
+            .filter(|(_, job)| job["if"].as_str().unwrap_or("").contains(event))
             .map(|(name, _)| name.clone())
-            .unwrap_or_else(|| panic!("no job for {event}"))
+            .collect()
     };
-    let pr_job = job_of("'pull_request'");
-    let merge_job = job_of("'push'");
+    let one_job_of = |event: &str| -> String {
+        let found = jobs_of(event);
+        assert_eq!(found.len(), 1, "jobs for {event}: {found:?}");
+        found[0].clone()
+    };
+    let pr_job = one_job_of("'pull_request'");
+    let merge_job = one_job_of("'push'");
     let find = |job: &str, subcommand: &str| -> &Invocation {
         all.iter()
             .find(|i| i.job == job && i.args.first().map(String::as_str) == Some(subcommand))
@@ -561,6 +569,122 @@ fn the_gitops_workflow_runs_real_commands_plans_on_pull_requests_and_applies_on_
     assert_eq!(flag_value(&apply.args, "--plan"), Some(saved.as_str()));
     assert!(apply.args.contains(&"--yes".to_owned()));
     assert!(!apply.args.contains(&"--force".to_owned()));
+
+    // By hand on main: re-plan what main says now, then apply exactly that plan, after
+    // the apply's environment approves it.
+    let dispatched = jobs_of("'workflow_dispatch'");
+    assert!(!dispatched.is_empty(), "no job runs on workflow_dispatch");
+    for job in &dispatched {
+        assert!(
+            jobs[job]["if"]
+                .as_str()
+                .unwrap()
+                .contains("github.ref == 'refs/heads/main'"),
+            "{job} may run on another branch"
+        );
+    }
+    let replan = dispatched
+        .iter()
+        .find(|job| all.iter().any(|i| i.job == **job && i.args[0] == "plan"))
+        .expect("a dispatched job plans");
+    let reapply = dispatched
+        .iter()
+        .find(|job| all.iter().any(|i| i.job == **job && i.args[0] == "apply"))
+        .expect("a dispatched job applies");
+    let replanned = find(replan, "plan");
+    let replanned_out = flag_value(&replanned.args, "--out").expect("the re-plan is saved");
+    let reapplied = find(reapply, "apply");
+    assert_eq!(flag_value(&reapplied.args, "--plan"), Some(replanned_out));
+    assert!(!reapplied.args.contains(&"--force".to_owned()));
+    if replan != reapply {
+        assert!(
+            jobs[reapply]["needs"].to_string().contains(replan.as_str()),
+            "{reapply} does not wait for {replan}"
+        );
+    }
+
+    // Concurrency: plans of one pull request supersede each other and nothing else; every
+    // apply waits in one queue and is never cancelled (a workflow-level group would let a
+    // pull request's plan cancel a merge's apply).
+    assert!(
+        workflow.get("concurrency").is_none(),
+        "a workflow-level concurrency group puts plans and applies in one queue"
+    );
+    let plan_group = &jobs[&pr_job]["concurrency"];
+    assert!(
+        str_of(&plan_group["group"], "plan group").contains("github.event.pull_request.number"),
+        "{plan_group}"
+    );
+    let applying = [merge_job.clone(), reapply.clone()];
+    let mut apply_groups = BTreeSet::new();
+    for job in &applying {
+        let group = &jobs[job]["concurrency"];
+        assert_eq!(group["cancel-in-progress"], false, "{job}: {group}");
+        assert_eq!(group["queue"], "max", "{job} does not queue: {group}");
+        apply_groups.insert(str_of(&group["group"], "apply group").to_owned());
+        assert!(
+            jobs[job]["environment"].is_string(),
+            "{job} needs no approval"
+        );
+    }
+    assert_eq!(
+        apply_groups.len(),
+        1,
+        "applies in several queues: {apply_groups:?}"
+    );
+    assert_ne!(
+        plan_group["group"].as_str(),
+        apply_groups.iter().next().map(String::as_str)
+    );
+
+    // A prebuilt binary in every job that runs cfgroups, its checksum checked; never a
+    // build from source.
+    for (job, steps) in &step_texts {
+        assert!(
+            steps
+                .iter()
+                .all(|s| !s.contains("cargo install") && !s.contains("cargo build")),
+            "{job} builds cfgroups"
+        );
+        if all.iter().any(|i| &i.job == job) {
+            let install = steps
+                .iter()
+                .find(|s| s.contains("gh release download"))
+                .unwrap_or_else(|| panic!("{job} does not install a release binary"));
+            assert!(install.contains("sha256sum --check"), "{job}: {install}");
+        }
+    }
+
+    // The journal (backups with members' e-mails) stays in one lasting place on a
+    // self-hosted runner: never under the runner's temporary directory, never in an
+    // artifact.
+    let mut state_dirs = BTreeSet::new();
+    for job in &applying {
+        let runs_on = jobs[job]["runs-on"].to_string();
+        assert!(runs_on.contains("self-hosted"), "{job} runs on {runs_on}");
+        let apply = find(job, "apply");
+        let state_dir = flag_value(&apply.args, "--state-dir")
+            .unwrap_or_else(|| panic!("{job}: apply without --state-dir"));
+        assert!(
+            !state_dir.contains("RUNNER_TEMP") && !state_dir.contains("runner.temp"),
+            "{job}: the journal in a temporary directory"
+        );
+        state_dirs.insert(state_dir.to_owned());
+    }
+    assert_eq!(state_dirs.len(), 1, "two journals: {state_dirs:?}");
+    let workflow_text = std::fs::read_to_string(root().join(WORKFLOW)).unwrap();
+    assert!(
+        workflow_text.contains("vars.CFGROUPS_STATE_DIR"),
+        "the journal's directory is not the documented variable"
+    );
+    for steps in step_texts.values() {
+        for step in steps.iter().filter(|s| s.contains("upload-artifact")) {
+            assert!(
+                !step.contains("journal") && !step.contains("STATE_DIR"),
+                "the journal is uploaded as an artifact: {step}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -591,6 +715,8 @@ fn exported_series() -> BTreeMap<String, BTreeSet<String>> {
     metrics.record_deletion(&account, &DeletionOutcome::Deleted);
     metrics.record_api_request("GET", 200);
     metrics.record_account_success(&account, std::time::SystemTime::now());
+    metrics.track_account(&account);
+    metrics.record_account_result(&account, cfgroups::daemon::AccountResult::Success);
     let text = metrics.encode();
 
     let mut series: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -699,10 +825,14 @@ fn the_alert_rules_use_metrics_the_daemon_exports() {
     }
     // What the rules must watch.
     for needed in [
+        "cfgroups_build_info",
         "cfgroups_drift_groups",
-        "cfgroups_reconciles_total",
+        "cfgroups_account_last_reconcile_successful",
+        "cfgroups_account_last_success_timestamp_seconds",
+        "cfgroups_deletions_total",
         "cfgroups_config_last_reload_successful",
         "cfgroups_api_rate_limited_total",
+        "cfgroups_leader",
     ] {
         assert!(used.contains(needed), "no alert on {needed}");
     }
@@ -713,6 +843,64 @@ fn the_alert_rules_use_metrics_the_daemon_exports() {
         .find(|r| str_of(&r["expr"], "expr").contains("cfgroups_drift_groups"))
         .unwrap();
     assert_eq!(drift["for"], "1h", "drift alerts after an hour");
+}
+
+/// The alerts are tested on synthetic series with Prometheus' own `promtool` (Debian's
+/// `prometheus` package; `.ci/run` installs it): each fires when something is wrong and
+/// stays silent on the ordinary states that look like it. Without promtool this fails and
+/// says so, rather than pass having proved nothing.
+#[test]
+fn the_alert_rules_pass_their_promtool_tests() {
+    let dir = root().join("examples/prometheus");
+    let promtool = |args: &[&str]| {
+        std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool cannot run ({e}): install it with `apt-get install prometheus`")
+            })
+    };
+    let check = promtool(&["check", "rules", "alerts.yaml"]);
+    assert!(
+        check.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let test = promtool(&["test", "rules", "alerts.test.yaml"]);
+    assert!(
+        test.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+
+    // Every alert is tested, both firing and silent.
+    let rules = &documents(&dir.join("alerts.yaml"))[0];
+    let tests = &documents(&dir.join("alerts.test.yaml"))[0];
+    let mut fired = BTreeSet::new();
+    let mut silent = BTreeSet::new();
+    for case in tests["tests"].as_array().unwrap() {
+        for check in case["alert_rule_test"].as_array().unwrap() {
+            let name = str_of(&check["alertname"], "alertname").to_owned();
+            if check["exp_alerts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                fired.insert(name);
+            } else {
+                silent.insert(name);
+            }
+        }
+    }
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let alert = str_of(&rule["alert"], "alert");
+            assert!(fired.contains(alert), "no test where {alert} fires");
+            assert!(silent.contains(alert), "no test where {alert} stays silent");
+        }
+    }
 }
 
 #[test]

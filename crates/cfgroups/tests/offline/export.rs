@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use assert_cmd::prelude::*;
-use cfgroups_fake::FakeCloudflare;
+use cfgroups_fake::{FakeCloudflare, Fault, Route};
 use predicates::prelude::*;
 use testkit::{
     CommandExt, EXAMPLE_CONFIG, EXAMPLE_PRODUCTION as PRODUCTION, EXAMPLE_SNAPSHOT as SNAPSHOT,
@@ -191,7 +191,7 @@ fn export_needs_an_account() {
     cfgroups()
         .args(["export", "--source", &format!("snapshot:{SNAPSHOT}")])
         .assert()
-        .code(2)
+        .code(1)
         .stderr(predicate::str::contains("--account <ID>"));
 }
 
@@ -272,5 +272,116 @@ async fn an_export_from_the_live_api_plans_with_no_drift_against_it() {
         &format!("snapshot:{}", snapshot_path.display()),
     );
     assert_eq!(replayed["accounts"], live["accounts"]);
+    fake.shutdown().await;
+}
+
+/// From the live API each account's `label:` is its name (`GET /accounts/{id}`); a name the
+/// token may not read leaves a comment instead, and is no failure of the export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_come_from_account_names_and_an_unreadable_one_is_a_comment() {
+    let fake = start_fake(example_state().with_account_name(STAGING, "Acme: Staging #2")).await;
+    // Names are read in account order: the production account's is refused.
+    fake.inject(Fault::Status(403).on(Route::Account).times(1));
+    let exported = against_fake(
+        &fake,
+        strings(&["export", "--account", PRODUCTION, "--account", STAGING]),
+    )
+    .await;
+    assert!(exported.status.success(), "{exported:?}");
+    let text = String::from_utf8(exported.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "  - id: {PRODUCTION}\n    # label: not set: cannot read the account's name: HTTP 403"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("the token may not read the account object"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  - id: {STAGING}\n    label: 'Acme: Staging #2'\n"
+        )),
+        "{text}"
+    );
+    let desired = cfgroups::config::parse(&text, Path::new("export.yaml")).unwrap();
+    assert_eq!(desired.accounts[0].label, None);
+    assert_eq!(
+        desired.accounts[1].label.as_deref(),
+        Some("Acme: Staging #2")
+    );
+    fake.shutdown().await;
+}
+
+/// `--out-dir` writes one file per account, each starting with the schema modeline, and
+/// never overwrites a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_dir_writes_one_file_per_account_with_the_schema_modeline() {
+    let fake = start_fake(example_state().with_account_name(PRODUCTION, "Production")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("accounts");
+    let args = |out: &Path| {
+        vec![
+            "export".to_owned(),
+            "--account".to_owned(),
+            PRODUCTION.to_owned(),
+            "--account".to_owned(),
+            STAGING.to_owned(),
+            "--out-dir".to_owned(),
+            out.display().to_string(),
+        ]
+    };
+    let exported = against_fake(&fake, args(&out)).await;
+    assert!(exported.status.success(), "{exported:?}");
+    assert!(exported.stdout.is_empty());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [format!("{PRODUCTION}.yaml"), format!("{STAGING}.yaml")]
+    );
+    for name in &names {
+        let text = std::fs::read_to_string(out.join(name)).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../cfgroups.schema.json\n"),
+            "{name}: {text}"
+        );
+    }
+    let production = std::fs::read_to_string(out.join(&names[0])).unwrap();
+    assert!(
+        production.contains("    label: Production\n"),
+        "{production}"
+    );
+    // Together they are the desired state, and it plans with no drift.
+    let desired = cfgroups::config::load(&out).unwrap();
+    assert_eq!(desired.accounts.len(), 2);
+    let plan = against_fake(
+        &fake,
+        strings(&[
+            "plan",
+            "--detailed-exitcode",
+            "--config",
+            &out.display().to_string(),
+        ]),
+    )
+    .await;
+    assert_eq!(plan.status.code(), Some(0), "{plan:?}");
+
+    // A second export into the same directory refuses, and leaves the files alone.
+    std::fs::write(out.join(&names[1]), "# edited by hand\n").unwrap();
+    let again = against_fake(&fake, args(&out)).await;
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("never overwrites"),
+        "{again:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join(&names[1])).unwrap(),
+        "# edited by hand\n"
+    );
     fake.shutdown().await;
 }

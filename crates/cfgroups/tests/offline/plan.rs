@@ -403,6 +403,7 @@ fn state_of(case: &Case) -> DesiredState {
         }],
         files: vec![],
         content_hash: String::new(),
+        file_hashes: Default::default(),
     }
 }
 

@@ -28,6 +28,8 @@ fn a_token_file_readable_by_others_is_warned_about_and_never_shown() {
         .stderr(predicate::str::contains(
             "the API token file is accessible to other users",
         ))
+        // The whole mode, as chmod writes it: not the group/other bits alone ("044").
+        .stderr(predicate::str::contains("mode=\"0644\""))
         .stderr(predicate::str::contains("loopback"));
     let output = assert.get_output();
     for stream in [&output.stdout, &output.stderr] {
@@ -73,6 +75,7 @@ async fn a_shared_state_directory_is_warned_about() {
         stderr.contains("the state directory (journal backups) is accessible to other users"),
         "{stderr}"
     );
+    assert!(stderr.contains("mode=\"0755\""), "{stderr}");
     fake.shutdown().await;
 }
 
