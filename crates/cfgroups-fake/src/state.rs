@@ -60,6 +60,11 @@ pub struct FakeGroup {
     pub policies: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<FakeMember>,
+    /// Provisioned by SCIM: the identity provider owns it, so every change through the API
+    /// (delete, rename, members) is refused with [`crate::envelope::CODE_SCIM_MANAGED`].
+    /// Not part of the group object the API returns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scim: bool,
 }
 
 /// A member of a user group, as `GET .../members` returns it.
@@ -199,7 +204,14 @@ impl FakeGroup {
             modified_on: DEFAULT_TIMESTAMP.to_owned(),
             policies: empty_array(),
             members: Vec::new(),
+            scim: false,
         }
+    }
+
+    /// The same group, provisioned by SCIM: the API refuses to delete or change it.
+    pub fn scim_managed(mut self) -> Self {
+        self.scim = true;
+        self
     }
 
     /// The same group with these members.
@@ -307,6 +319,7 @@ impl Store {
             modified_on: now,
             policies: Value::Array(policies),
             members: Vec::new(),
+            scim: false,
         };
         entry.groups.push(group.clone());
         Some(group)
@@ -334,6 +347,11 @@ impl Store {
         }
         target.modified_on = now_timestamp();
         Some(target.clone())
+    }
+
+    /// Whether the group exists and is provisioned by SCIM (no change through the API).
+    pub(crate) fn is_scim(&self, account: &str, group: &str) -> bool {
+        self.group(account, group).is_some_and(|g| g.scim)
     }
 
     /// Removes a group; whether it existed.
