@@ -56,6 +56,8 @@ pub struct AccountTally {
     pub deleted: usize,
     pub already_absent: usize,
     pub failed: usize,
+    /// Of the failed, those Cloudflare refused for good ([`crate::refusal`]).
+    pub refused: usize,
     pub not_started: usize,
     pub blocked: usize,
     /// Not deleted because the group changed between the plan and its DELETE.
@@ -67,7 +69,10 @@ impl AccountTally {
         match outcome {
             Some(DeletionOutcome::Deleted) => self.deleted += 1,
             Some(DeletionOutcome::AlreadyAbsent) => self.already_absent += 1,
-            Some(DeletionOutcome::Failed { .. }) => self.failed += 1,
+            Some(DeletionOutcome::Failed { refused, .. }) => {
+                self.failed += 1;
+                self.refused += usize::from(refused.is_some());
+            }
             Some(DeletionOutcome::Moved { .. }) => self.moved += 1,
             None => self.not_started += 1,
         }
@@ -78,6 +83,7 @@ impl AccountTally {
             deleted: self.deleted + other.deleted,
             already_absent: self.already_absent + other.already_absent,
             failed: self.failed + other.failed,
+            refused: self.refused + other.refused,
             not_started: self.not_started + other.not_started,
             blocked: self.blocked + other.blocked,
             moved: self.moved + other.moved,
@@ -244,9 +250,9 @@ impl<W: GroupWriter> Deletion<'_, W> {
                 }
                 Err(e) => {
                     tracing::warn!(%account, group = %fresh.id, error = %e, "cannot back up members; not deleting");
-                    return Ok(Some(DeletionOutcome::Failed {
-                        error: format!("cannot back up members: {e}"),
-                    }));
+                    return Ok(Some(DeletionOutcome::failed(format!(
+                        "cannot back up members: {e}"
+                    ))));
                 }
             }
         } else {
@@ -271,7 +277,17 @@ impl<W: GroupWriter> Deletion<'_, W> {
             DeletionOutcome::AlreadyAbsent => {
                 tracing::info!(%account, group = %fresh.id, "group already absent (404 on delete, confirmed)");
             }
-            DeletionOutcome::Failed { error } | DeletionOutcome::Moved { reason: error } => {
+            DeletionOutcome::Failed {
+                refused: Some(refusal),
+                ..
+            } => {
+                tracing::warn!(
+                    %account, group = %fresh.id, name = %Quoted(&fresh.name),
+                    status = refusal.status, code = ?refusal.code, hint = %refusal.hint,
+                    "delete refused for good: {}", refusal.answer()
+                );
+            }
+            DeletionOutcome::Failed { error, .. } | DeletionOutcome::Moved { reason: error } => {
                 tracing::warn!(%account, group = %fresh.id, %error, "delete failed");
             }
         }
@@ -310,8 +326,8 @@ impl<W: GroupWriter> Deletion<'_, W> {
         item: &PlanItem,
         planned: &ObservedGroup,
     ) -> Result<ObservedGroup, DeletionOutcome> {
-        let unreadable = |e: crate::writer::WriteError| DeletionOutcome::Failed {
-            error: format!("cannot read the group before deleting it: {e}"),
+        let unreadable = |e: crate::writer::WriteError| {
+            DeletionOutcome::failed(format!("cannot read the group before deleting it: {e}"))
         };
         let (fresh, named) = if item.matched_by == Some(MatchedBy::Name) {
             let named = self
@@ -361,15 +377,13 @@ impl<W: GroupWriter> Deletion<'_, W> {
         match (self.writer.get_group(account, &group.id).await, answer) {
             (Ok(None), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::AlreadyAbsent,
             (Ok(None), _) => DeletionOutcome::Deleted,
-            (Ok(Some(_)), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::Failed {
-                error: "the DELETE answered 404, but the group still exists".to_owned(),
-            },
+            (Ok(Some(_)), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::failed(
+                "the DELETE answered 404, but the group still exists".to_owned(),
+            ),
             (Ok(Some(_)), answer) => answer,
-            (Err(e), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::Failed {
-                error: format!(
-                    "the DELETE answered 404, and the group could not be read to confirm it: {e}"
-                ),
-            },
+            (Err(e), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::failed(format!(
+                "the DELETE answered 404, and the group could not be read to confirm it: {e}"
+            )),
             (Err(_), answer) => answer,
         }
     }

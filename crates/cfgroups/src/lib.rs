@@ -12,6 +12,8 @@
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`writer`]: the write operations as a trait, the seam between executor and HTTP;
+//! - [`refusal`]: deletions Cloudflare will never allow (SCIM-provisioned groups, a token
+//!   without write permission): permanent failures and their hints;
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
 //! - [`reconcile`]: the one pipeline `apply` and the daemon share: list, settle, plan, execute;
 //! - [`restore`]: recreating a deleted group from its journal backup;
@@ -35,6 +37,7 @@ pub mod permissions;
 pub mod plan;
 pub mod protect;
 pub mod reconcile;
+pub mod refusal;
 pub mod report;
 pub mod restore;
 pub mod saved_plan;

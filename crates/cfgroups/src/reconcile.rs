@@ -349,6 +349,16 @@ mod tests {
             if crash == Crash::Refused {
                 return DeletionOutcome::Failed {
                     error: "HTTP 403: SCIM-managed".to_owned(),
+                    refused: Some(crate::refusal::Refusal::new(
+                        403,
+                        &crate::cloudflare::ApiErrors(vec![crate::cloudflare::ApiError {
+                            code: 1010,
+                            message: "provisioned by SCIM".to_owned(),
+                            documentation_url: None,
+                            source: None,
+                            error_chain: None,
+                        }]),
+                    )),
                 };
             }
             if !matches!(crash, Crash::BeforeDelete | Crash::LyingNotFound) {
@@ -361,9 +371,7 @@ mod tests {
                     unreachable!("a crashed process answers nothing")
                 }
                 Crash::LyingNotFound => DeletionOutcome::AlreadyAbsent,
-                Crash::FailedButDone => DeletionOutcome::Failed {
-                    error: "connection reset".to_owned(),
-                },
+                Crash::FailedButDone => DeletionOutcome::failed("connection reset"),
                 Crash::No | Crash::Refused => DeletionOutcome::Deleted,
             }
         }

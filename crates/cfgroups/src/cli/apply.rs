@@ -18,6 +18,7 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::reconcile::{Pipeline, PipelineOptions};
 use crate::report::{self, Format};
 use crate::saved_plan::{self, SavedPlan};
+use crate::shown::Quoted;
 use crate::source::{self, CloudflareSource, GroupSource, SourceSpec};
 use crate::state_dir;
 
@@ -103,18 +104,32 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
     let bar = progress_bar(summary.delete as u64);
-    let on_progress = |progress: Progress<'_>| match &bar {
-        Some(bar) => {
-            bar.inc(1);
-            bar.set_message(progress.group.name.clone());
+    let refusals = std::sync::Mutex::new(Vec::new());
+    let on_progress = |progress: Progress<'_>| {
+        if let Some(refusal) = progress.outcome.refusal() {
+            refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!(
+                    "  {} {} {}: {refusal}",
+                    progress.account,
+                    progress.group.id,
+                    Quoted(&progress.group.name)
+                ));
         }
-        None => eprintln!(
-            "{} {} {} {:?}",
-            outcome_words(progress.outcome),
-            progress.account,
-            progress.group.id,
-            progress.group.name
-        ),
+        match &bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(progress.group.name.clone());
+            }
+            None => eprintln!(
+                "{} {} {} {}",
+                outcome_words(progress.outcome),
+                progress.account,
+                progress.group.id,
+                Quoted(&progress.group.name)
+            ),
+        }
     };
     let result = pipeline.execute(&cycle, &stop, &on_progress).await;
     if let Some(bar) = &bar {
@@ -128,6 +143,15 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         )
     })?;
     print_out(&summary_text(&applied, journal))?;
+    let refusals = refusals
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !refusals.is_empty() {
+        print_out(&format!(
+            "Refused for good by Cloudflare (asking again fails the same way):\n{}\n",
+            refusals.join("\n")
+        ))?;
+    }
     Ok(if applied.complete() && !unfinished {
         Exit::Success
     } else {
@@ -220,7 +244,11 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 
 fn outcome_words(outcome: &DeletionOutcome) -> String {
     match outcome {
-        DeletionOutcome::Failed { error } => format!("failed ({error})"),
+        DeletionOutcome::Failed {
+            refused: Some(refusal),
+            ..
+        } => format!("failed ({refusal})"),
+        DeletionOutcome::Failed { error, .. } => format!("failed ({error})"),
         other => other.as_str().replace('_', "-"),
     }
 }
@@ -228,8 +256,17 @@ fn outcome_words(outcome: &DeletionOutcome) -> String {
 fn summary_text(applied: &ApplySummary, journal: &std::path::Path) -> String {
     let line = |t: &AccountTally| {
         format!(
-            "{} deleted, {} already absent, {} failed, {} blocked, {} changed since planned, {} not started",
-            t.deleted, t.already_absent, t.failed, t.blocked, t.moved, t.not_started
+            "{} deleted, {} already absent, {} failed{}, {} blocked, {} changed since planned, {} not started",
+            t.deleted,
+            t.already_absent,
+            t.failed,
+            match t.refused {
+                0 => String::new(),
+                n => format!(" ({n} refused for good)"),
+            },
+            t.blocked,
+            t.moved,
+            t.not_started
         )
     };
     let mut text = format!("\nApply: {}.\n", line(&applied.total()));

@@ -654,12 +654,7 @@ mod tests {
         metrics.record_deletion(&id, &DeletionOutcome::Deleted);
         metrics.record_deletion(&id, &DeletionOutcome::Deleted);
         metrics.record_deletion(&id, &DeletionOutcome::AlreadyAbsent);
-        metrics.record_deletion(
-            &id,
-            &DeletionOutcome::Failed {
-                error: "HTTP 500".into(),
-            },
-        );
+        metrics.record_deletion(&id, &DeletionOutcome::failed("HTTP 500"));
         let text = metrics.encode();
         let a = "023e105f4ecef8ad9ca31a8372d0c353";
         has_line(&text, "# TYPE cfgroups_deletions counter");

@@ -5,5 +5,6 @@
 mod apply;
 mod apply_crash;
 mod apply_faults;
+mod refused;
 mod restore_safety;
 mod rules;
