@@ -62,6 +62,9 @@ pub struct AccountTally {
     pub blocked: usize,
     /// Not deleted because the group changed between the plan and its DELETE.
     pub moved: usize,
+    /// Not attempted: Cloudflare refused it for good before, and the daemon's wait before
+    /// asking again has not passed ([`crate::daemon::refused`]).
+    pub held_off: usize,
 }
 
 impl AccountTally {
@@ -87,6 +90,7 @@ impl AccountTally {
             not_started: self.not_started + other.not_started,
             blocked: self.blocked + other.blocked,
             moved: self.moved + other.moved,
+            held_off: self.held_off + other.held_off,
         }
     }
 }
@@ -106,11 +110,11 @@ impl ApplySummary {
             .fold(AccountTally::default(), |sum, tally| sum.add(*tally))
     }
 
-    /// Everything planned was done: nothing failed, was blocked, moved, or was left
-    /// unstarted.
+    /// Everything planned was done: nothing failed, was blocked, moved, held off, or was
+    /// left unstarted.
     pub fn complete(&self) -> bool {
         let total = self.total();
-        total.failed + total.blocked + total.not_started + total.moved == 0
+        total.failed + total.blocked + total.not_started + total.moved + total.held_off == 0
     }
 }
 
@@ -130,10 +134,18 @@ pub struct Progress<'a> {
     pub outcome: &'a DeletionOutcome,
 }
 
-/// Carries out every deletion of `plan`, made from `desired`, journaling under `run_id`.
-/// Returns when all have finished or `stop` was cancelled (a DELETE already sent finishes and
-/// is journaled; no new one starts); a journal failure stops everything and is returned as
-/// the error.
+/// Decides, for each planned deletion (account, group as listed), whether it is held off this
+/// time: not attempted, and counted as `held_off`. Only the daemon holds any
+/// ([`crate::daemon::refused`]); [`NEVER_HELD`] holds none.
+pub type Held<'a> = &'a (dyn Fn(&AccountId, &ObservedGroup) -> bool + Sync);
+
+/// Holds no deletion.
+pub const NEVER_HELD: Held<'static> = &|_, _| false;
+
+/// Carries out every deletion of `plan`, made from `desired`, journaling under `run_id`,
+/// except those `held` holds off. Returns when all have finished or `stop` was cancelled (a
+/// DELETE already sent finishes and is journaled; no new one starts); a journal failure stops
+/// everything and is returned as the error.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute<W: GroupWriter>(
     plan: &Plan,
@@ -142,6 +154,7 @@ pub async fn execute<W: GroupWriter>(
     journal: &Arc<Journal>,
     options: &ApplyOptions,
     run_id: &str,
+    held: Held<'_>,
     stop: &CancellationToken,
     on_progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<ApplySummary, ApplyError> {
@@ -166,14 +179,24 @@ pub async fn execute<W: GroupWriter>(
         run_id,
         halt: &halt,
     };
-    let candidates = plan.accounts.iter().flat_map(|account| {
+    let mut candidates = Vec::new();
+    for account in &plan.accounts {
         let rules = desired.accounts.iter().find(|d| d.id == account.id);
-        account
-            .items
-            .iter()
-            .filter(|item| item.action == Action::Delete)
-            .filter_map(move |item| Some((&account.id, rules?, item, item.observed.as_ref()?)))
-    });
+        for item in account.items.iter().filter(|i| i.action == Action::Delete) {
+            let (Some(rules), Some(group)) = (rules, item.observed.as_ref()) else {
+                continue;
+            };
+            if held(&account.id, group) {
+                summary
+                    .accounts
+                    .entry(account.id.clone())
+                    .or_default()
+                    .held_off += 1;
+            } else {
+                candidates.push((&account.id, rules, item, group));
+            }
+        }
+    }
     let results: Vec<(AccountId, Result<Option<DeletionOutcome>, JournalError>)> =
         futures_util::stream::iter(candidates)
             .map(|(account, rules, item, group)| {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, ApplyError, ApplyOptions, ApplySummary, Progress};
+use crate::apply::{self, ApplyError, ApplyOptions, ApplySummary, Held, NEVER_HELD, Progress};
 use crate::config::DesiredState;
 use crate::journal::{self, Journal, JournalError, Record};
 use crate::model::Observed;
@@ -145,6 +145,18 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         stop: &CancellationToken,
         on_progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<ApplySummary, ApplyError> {
+        self.execute_holding(cycle, NEVER_HELD, stop, on_progress)
+            .await
+    }
+
+    /// [`execute`](Self::execute), except the deletions `held` holds off.
+    pub async fn execute_holding(
+        &self,
+        cycle: &Cycle,
+        held: Held<'_>,
+        stop: &CancellationToken,
+        on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<ApplySummary, ApplyError> {
         apply::execute(
             &cycle.plan,
             &cycle.desired,
@@ -152,6 +164,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
             &self.journal,
             &self.options.apply,
             &cycle.run_id,
+            held,
             stop,
             on_progress,
         )
@@ -159,11 +172,13 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
     }
 
     /// A whole unattended cycle, as the daemon runs it: observe (abandoned at once when
-    /// `stop` is cancelled, since listing changes nothing), then, unless `dry_run`, execute.
+    /// `stop` is cancelled, since listing changes nothing), then, unless `dry_run`, execute
+    /// every deletion but those `held` holds off.
     pub async fn reconcile(
         &self,
         desired: &DesiredState,
         dry_run: bool,
+        held: Held<'_>,
         stop: &CancellationToken,
         on_progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<Reconciled, JournalError> {
@@ -173,7 +188,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         };
         let act = !dry_run && !stop.is_cancelled() && cycle.plan.deletions().next().is_some();
         let applied = if act {
-            Some(self.execute(&cycle, stop, on_progress).await)
+            Some(self.execute_holding(&cycle, held, stop, on_progress).await)
         } else {
             None
         };

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::election::{LeaderWriter, Leadership, TermGuard};
+use super::guards::{Attempts, Guards};
 use super::metrics::{Metrics, ReconcileResult};
 use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
@@ -33,7 +34,7 @@ use super::writes::Writes;
 use crate::apply::{ApplySummary, Progress};
 use crate::cloudflare::{Budget, Client};
 use crate::config::DesiredState;
-use crate::model::AccountId;
+use crate::model::{AccountId, ObservedGroup};
 use crate::plan::{Listing, Plan};
 use crate::reconcile::{Pipeline, Reconciled};
 use crate::report;
@@ -100,6 +101,8 @@ pub struct Controller {
     /// a renewal of the same one does not.
     seen_term: Option<u64>,
     watchdog: Option<Duration>,
+    /// Deletions held off, and the other guards' state across cycles.
+    guards: Guards,
 }
 
 impl Controller {
@@ -132,7 +135,14 @@ impl Controller {
             elector_alive: true,
             seen_term: None,
             watchdog: systemd::watchdog_interval(),
+            guards: Guards::default(),
         }
+    }
+
+    /// Replaces the guards (tests: shorter waits for refused deletions).
+    pub fn with_guards(mut self, guards: Guards) -> Self {
+        self.guards = guards;
+        self
     }
 
     /// Runs until shutdown: reconciles once at start, then on every trigger.
@@ -289,6 +299,7 @@ impl Controller {
                 {
                     metrics.forget_account(&gone.id);
                     self.schedule.forget(&gone.id);
+                    self.guards.forget_account(&gone.id);
                 }
                 self.desired = *desired;
                 true
@@ -322,19 +333,26 @@ impl Controller {
         let accounts = scoped.account_ids();
 
         let telemetry = &self.telemetry;
+        let attempts = Attempts::default();
         let on_progress = |progress: Progress<'_>| {
             telemetry.health.tick();
             telemetry
                 .metrics
                 .record_deletion(progress.account, progress.outcome);
+            attempts.push(progress.account, progress.group, progress.outcome);
+        };
+        let cycle_start = Instant::now();
+        let guards = &self.guards;
+        let held = |account: &AccountId, group: &ObservedGroup| {
+            guards.holds(account, group, &scoped.content_hash, cycle_start)
         };
         // No valid config on disk: report, delete nothing.
         let dry_run = self.options.dry_run || self.deletions_suspended();
         // The cycle runs under the current term: its end cancels this token at once.
         let term: TermGuard = self.leadership.guard_term(&self.stop);
-        let reconciling = self
-            .pipeline
-            .reconcile(&scoped, dry_run, term.token(), &on_progress);
+        let reconciling =
+            self.pipeline
+                .reconcile(&scoped, dry_run, &held, term.token(), &on_progress);
         let (plan, applied) = match self.with_heartbeat(reconciling).await {
             Ok(Reconciled::Abandoned) => {
                 self.telemetry
@@ -376,6 +394,12 @@ impl Controller {
             }
             None => {}
         }
+        self.guards.after_cycle(
+            &plan,
+            &attempts.into_inner(),
+            &scoped.content_hash,
+            &self.telemetry.metrics,
+        );
         failed_accounts.sort();
         failed_accounts.dedup();
         if !failed_accounts.is_empty() {

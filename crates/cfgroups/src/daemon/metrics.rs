@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
+use super::guard_metrics::GuardMetrics;
 use crate::model::{AccountId, DeletionOutcome};
 use crate::plan::Summary;
 
@@ -186,6 +187,7 @@ struct Inner {
     leader: Gauge,
     leader_transitions: Family<ChangeLabels, Counter>,
     leader_holder: Family<HolderLabels, Gauge>,
+    guards: GuardMetrics,
 }
 
 impl fmt::Debug for Metrics {
@@ -319,6 +321,8 @@ impl Metrics {
             build_info,
         );
 
+        let guards = GuardMetrics::register(&mut registry);
+
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -337,8 +341,14 @@ impl Metrics {
                 leader,
                 leader_transitions,
                 leader_holder,
+                guards,
             }),
         }
+    }
+
+    /// The series of suspension, refused deletions and notifications.
+    pub fn guards(&self) -> &GuardMetrics {
+        &self.inner.guards
     }
 
     /// Counts one reconcile of all accounts and observes how long it took.
@@ -440,6 +450,7 @@ impl Metrics {
         self.inner.account_success.remove(&AccountLabels {
             account: name.clone(),
         });
+        self.inner.guards.forget_account(account);
     }
 
     /// Sets whether this replica leads.

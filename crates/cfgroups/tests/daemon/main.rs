@@ -4,4 +4,5 @@
 mod chaos;
 mod daemon;
 mod journal_file;
+mod refused;
 mod rules;
