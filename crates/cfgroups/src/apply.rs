@@ -62,8 +62,9 @@ pub struct AccountTally {
     pub blocked: usize,
     /// Not deleted because the group changed between the plan and its DELETE.
     pub moved: usize,
-    /// Not attempted: Cloudflare refused it for good before, and the daemon's wait before
-    /// asking again has not passed ([`crate::daemon::refused`]).
+    /// Not attempted, held off by the daemon: Cloudflare refused it for good before and the
+    /// wait before asking again has not passed ([`crate::daemon::refused`]), or the suspend
+    /// file appeared during the cycle ([`crate::daemon::suspend`]).
     pub held_off: usize,
 }
 
@@ -135,8 +136,9 @@ pub struct Progress<'a> {
 }
 
 /// Decides, for each planned deletion (account, group as listed), whether it is held off this
-/// time: not attempted, and counted as `held_off`. Only the daemon holds any
-/// ([`crate::daemon::refused`]); [`NEVER_HELD`] holds none.
+/// time: not attempted, and counted as `held_off`. Asked right before each deletion would
+/// start. Only the daemon holds any (refused for good, [`crate::daemon::refused`]; its
+/// suspend file appearing mid-cycle, [`crate::daemon::suspend`]); [`NEVER_HELD`] holds none.
 pub type Held<'a> = &'a (dyn Fn(&AccountId, &ObservedGroup) -> bool + Sync);
 
 /// Holds no deletion.
@@ -179,51 +181,52 @@ pub async fn execute<W: GroupWriter>(
         run_id,
         halt: &halt,
     };
-    let mut candidates = Vec::new();
-    for account in &plan.accounts {
+    let candidates = plan.accounts.iter().flat_map(|account| {
         let rules = desired.accounts.iter().find(|d| d.id == account.id);
-        for item in account.items.iter().filter(|i| i.action == Action::Delete) {
-            let (Some(rules), Some(group)) = (rules, item.observed.as_ref()) else {
-                continue;
-            };
-            if held(&account.id, group) {
-                summary
-                    .accounts
-                    .entry(account.id.clone())
-                    .or_default()
-                    .held_off += 1;
-            } else {
-                candidates.push((&account.id, rules, item, group));
-            }
-        }
-    }
-    let results: Vec<(AccountId, Result<Option<DeletionOutcome>, JournalError>)> =
-        futures_util::stream::iter(candidates)
-            .map(|(account, rules, item, group)| {
-                let deletion = &deletion;
-                let halt = &halt;
-                async move {
-                    let result = deletion.run(account, rules, item, group).await;
-                    match &result {
-                        Ok(Some(outcome)) => on_progress(Progress {
-                            account,
-                            group,
-                            outcome,
-                        }),
-                        Ok(None) => {}
-                        Err(_) => halt.cancel(),
-                    }
-                    (account.clone(), result)
+        account
+            .items
+            .iter()
+            .filter(|item| item.action == Action::Delete)
+            .filter_map(move |item| Some((&account.id, rules?, item, item.observed.as_ref()?)))
+    });
+    // (account, held off, how the deletion ended)
+    type Ran = (
+        AccountId,
+        bool,
+        Result<Option<DeletionOutcome>, JournalError>,
+    );
+    let results: Vec<Ran> = futures_util::stream::iter(candidates)
+        .map(|(account, rules, item, group)| {
+            let deletion = &deletion;
+            let halt = &halt;
+            async move {
+                // Asked right before the deletion would start, so that a hold decided
+                // during the execution (the daemon's suspend file) stops what follows.
+                if !halt.is_cancelled() && held(account, group) {
+                    return (account.clone(), true, Ok(None));
                 }
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+                let result = deletion.run(account, rules, item, group).await;
+                match &result {
+                    Ok(Some(outcome)) => on_progress(Progress {
+                        account,
+                        group,
+                        outcome,
+                    }),
+                    Ok(None) => {}
+                    Err(_) => halt.cancel(),
+                }
+                (account.clone(), false, result)
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
 
     let mut journal_error = None;
-    for (account, result) in results {
+    for (account, held_off, result) in results {
         let tally = summary.accounts.entry(account).or_default();
         match result {
+            Ok(_) if held_off => tally.held_off += 1,
             Ok(outcome) => tally.count(outcome.as_ref()),
             Err(e) => {
                 tally.failed += 1;

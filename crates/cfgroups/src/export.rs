@@ -117,6 +117,7 @@ pub fn desired_spec(listed: &Listed) -> FileSpec {
                     protect: Vec::new(),
                     unmanaged: None,
                     max_deletes: None,
+                    suspend: None,
                     groups: groups
                         .iter()
                         .map(|group| GroupSpec {

@@ -14,11 +14,11 @@ use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Progress};
 use crate::config::{self, DesiredState};
 use crate::journal::{JOURNAL_FILE, Journal, Record};
 use crate::model::DeletionOutcome;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, BlockReason, Plan, PlanOptions};
 use crate::reconcile::{Pipeline, PipelineOptions};
 use crate::report::{self, Format};
 use crate::saved_plan::{self, SavedPlan};
-use crate::shown::Quoted;
+use crate::shown::{Escaped, Quoted};
 use crate::source::{self, CloudflareSource, GroupSource, SourceSpec};
 use crate::state_dir;
 
@@ -59,6 +59,7 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         &pipeline.source().describe(),
         Format::Text,
     ))?;
+    say_suspended(&cycle.plan);
     if let Some(reviewed) = &reviewed {
         check_reviewed(reviewed, &desired, &cycle.plan)?;
     }
@@ -174,6 +175,7 @@ async fn dry_run(
     .await;
     let plan = plan::plan(desired, &observed, PlanOptions { force: args.force });
     print_out(&report::render(&plan, &source.describe(), Format::Text))?;
+    say_suspended(&plan);
     if let Some(reviewed) = reviewed {
         check_reviewed(reviewed, desired, &plan)?;
     }
@@ -209,6 +211,27 @@ fn check_reviewed(
         );
     }
     Ok(())
+}
+
+/// `apply` honours `suspend:`: a suspended account's deletions are reported `blocked`
+/// (`suspended`) and not carried out, while the other accounts go ahead; said here once more
+/// on stderr, since a pause must not go unnoticed.
+fn say_suspended(plan: &Plan) {
+    for account in &plan.accounts {
+        let Some(by) = &account.suspended else {
+            continue;
+        };
+        let withheld = account
+            .items
+            .iter()
+            .filter(|i| matches!(i.blocked, Some(BlockReason::Suspended { .. })))
+            .count();
+        eprintln!(
+            "Account {} is suspended ({}): nothing in it is deleted; {withheld} deletion(s) withheld.",
+            account.id,
+            Escaped(by)
+        );
+    }
 }
 
 /// Says what the fresh listing settled of what earlier runs left open (an intent without an

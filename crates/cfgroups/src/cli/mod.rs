@@ -313,6 +313,12 @@ pub struct RunArgs {
     /// Skip the members backup before each deletion.
     #[arg(long)]
     pub no_backup_members: bool,
+    /// While anything exists at PATH, every account is suspended: listed and reported,
+    /// nothing deleted (an emergency brake without a commit: `touch PATH`; remove it to
+    /// resume at the next cycle, or send SIGHUP to resume at once). Checked before every cycle
+    /// and watched during one: deletions not yet started when it appears do not start.
+    #[arg(long, env = "CFGROUPS_SUSPEND_FILE", value_name = "PATH")]
+    pub suspend_file: Option<PathBuf>,
     /// How long file events in the config's directory are coalesced before the config is
     /// re-read; at least 10ms. New content is taken only once it is complete: renamed into
     /// place, or closed by its writer; a pause in a write is never taken for its end.

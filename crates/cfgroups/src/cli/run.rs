@@ -16,6 +16,9 @@ use crate::apply::ApplyOptions;
 use crate::config;
 use crate::daemon::controller::{Controller, ControllerOptions, Telemetry, Wakers};
 use crate::daemon::election::{Election, LeaderWriter, Leadership};
+use crate::daemon::guards::Guards;
+use crate::daemon::refused::RefusedDeletions;
+use crate::daemon::suspend::SuspendFile;
 use crate::daemon::{ConfigWatcher, Health, Metrics, serve, systemd};
 use crate::journal::{JOURNAL_FILE, Journal};
 use crate::plan::PlanOptions;
@@ -87,7 +90,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         interval: args.interval,
         debounce: args.debounce,
     };
-    let controller = Controller::new(options, desired, pipeline, telemetry, stop, leadership);
+    let guards = Guards::new(
+        RefusedDeletions::default(),
+        args.suspend_file.clone().map(SuspendFile::new),
+    );
+    let controller = Controller::new(options, desired, pipeline, telemetry, stop, leadership)
+        .with_guards(guards);
     if let Err(e) = systemd::notify_ready() {
         tracing::warn!(error = %e, "systemd readiness notification failed");
     }

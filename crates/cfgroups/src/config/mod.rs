@@ -53,6 +53,9 @@ pub struct DesiredAccount {
     pub groups: Vec<DesiredGroup>,
     /// The file that declares the account.
     pub file: PathBuf,
+    /// Why the account is suspended (listed and reported, nothing deleted), for people:
+    /// `suspend: true in groups.yaml`; `None` when it is not.
+    pub suspended: Option<String>,
 }
 
 /// One declared group: a name, an id, or both, and whether it should exist.
@@ -400,8 +403,21 @@ fn resolve_account(
             .unwrap_or(DEFAULT_MAX_DELETES),
         protect: protect?,
         groups,
+        suspended: suspension(ctx.file, defaults.suspend, account.suspend),
         file: ctx.file.to_owned(),
     })
+}
+
+/// Why an account is suspended, from its own `suspend` and the file's default.
+fn suspension(file: &Path, defaults: Option<bool>, own: Option<bool>) -> Option<String> {
+    match (own, defaults) {
+        (Some(true), _) => Some(format!("suspend: true in {}", file.display())),
+        (None, Some(true)) => Some(format!(
+            "suspend: true in the defaults of {}",
+            file.display()
+        )),
+        _ => None,
+    }
 }
 
 fn line_note(ctx: &FileContext<'_>, field: &str) -> String {
@@ -491,6 +507,37 @@ mod tests {
         assert_eq!(shown.len(), 1, "{shown:?}");
         assert!(
             shown[0].contains("accounts[0].groups[0].name: YAML reads the unquoted 2024"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn suspend_is_inherited_from_defaults_and_overridden_per_account() {
+        let other = "0000000000000000000000000000beef";
+        let third = "0000000000000000000000000000cafe";
+        let text = format!(
+            "version: 1\ndefaults:\n  suspend: true\naccounts:\n  - id: {ACCOUNT}\n  - id: {other}\n    suspend: false\n"
+        );
+        let state = parse(&text, Path::new("groups.yaml")).unwrap();
+        assert_eq!(
+            state.accounts[0].suspended.as_deref(),
+            Some("suspend: true in the defaults of groups.yaml")
+        );
+        assert_eq!(state.accounts[1].suspended, None);
+        let text = format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    suspend: true\n  - id: {third}\n"
+        );
+        let state = parse(&text, Path::new("groups.yaml")).unwrap();
+        assert_eq!(
+            state.accounts[0].suspended.as_deref(),
+            Some("suspend: true in groups.yaml")
+        );
+        assert_eq!(state.accounts[1].suspended, None);
+        let shown = errors(&format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    suspend: maybe\n"
+        ));
+        assert!(
+            shown[0].starts_with("groups.yaml:4:5: accounts[0].suspend: invalid type"),
             "{shown:?}"
         );
     }

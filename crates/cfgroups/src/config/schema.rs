@@ -48,6 +48,11 @@ pub struct DefaultsSpec {
     /// account's own `protect`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protect: Vec<String>,
+    /// Suspend every account of the file (unless an account sets `suspend: false`): each is
+    /// still listed and its drift reported, but nothing in it is deleted; its deletions show
+    /// as `blocked` (`suspended`). Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
 }
 
 /// One Cloudflare account and the groups it should (and should not) have.
@@ -63,8 +68,16 @@ pub struct AccountSpec<G = GroupSpec> {
     pub label: Option<String>,
     /// Names, ids or globs (`*`, `?`, `[...]`) of groups that are never deleted. Declaring a
     /// protected group `absent` is an error.
+    ///
+    /// Groups provisioned by SCIM cannot be deleted through the API at all (Cloudflare
+    /// refuses, every time); if your identity provider names them by a pattern, protect it,
+    /// e.g. `protect: ["SCIM-*"]`, so that they are reported `blocked` instead of attempted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protect: Vec<String>,
+    /// Overrides `defaults.suspend` for this account: `true` lists and reports the account
+    /// but deletes nothing in it (an emergency brake that is reviewed in Git).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
     /// Overrides `defaults.unmanaged` for this account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmanaged: Option<UnmanagedPolicy>,

@@ -6,7 +6,9 @@
 //!
 //! While no valid config is on disk (deleted, or failing to load), every cycle runs as a dry
 //! run: drift is listed and reported against the last good config, nothing is deleted, until
-//! a valid config is back ([`Reloader`]).
+//! a valid config is back ([`Reloader`]). Suspended accounts, refused deletions and their
+//! reporting are the [`Guards`]' business, asked before each cycle and each deletion, and
+//! told after each cycle.
 //!
 //! With leader election, the loop holds a [`Leadership`] value. A standby does everything
 //! but reconcile: it wakes, re-reads and validates the config, keeps `/healthz` ticking and
@@ -330,6 +332,7 @@ impl Controller {
         if let Some(only) = only {
             scoped.accounts.retain(|account| only.contains(&account.id));
         }
+        self.guards.suspend(&mut scoped);
         let accounts = scoped.account_ids();
 
         let telemetry = &self.telemetry;

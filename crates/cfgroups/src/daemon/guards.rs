@@ -1,17 +1,22 @@
 //! What the reconcile loop does around each cycle for the operator's guards, in one place so
-//! the loop itself only calls in: before the cycle, which deletions are held off (refused for
-//! good by Cloudflare, see [`super::refused`]); after it, recording every attempt, the
-//! metrics of the guards and the log lines that repeat each cycle while a guard holds.
+//! the loop itself only calls in: before the cycle, which accounts are suspended (the
+//! `--suspend-file`, see [`super::suspend`]); right before each deletion, whether it is held
+//! off (refused for good by Cloudflare, see [`super::refused`], or the suspend file appeared
+//! since the cycle began); after it, recording every attempt, the metrics of the guards and the log lines that repeat each
+//! cycle while a guard holds.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use super::refused::RefusedDeletions;
+use super::suspend::SuspendFile;
+use crate::config::DesiredState;
 use crate::model::{AccountId, DeletionOutcome, ObservedGroup};
-use crate::plan::Plan;
-use crate::shown::Quoted;
+use crate::plan::{Action, BlockReason, Plan};
+use crate::shown::{Escaped, Quoted};
 
 /// One attempted deletion of a cycle, as the executor reported it.
 #[derive(Debug, Clone)]
@@ -49,28 +54,55 @@ impl Attempts {
 #[derive(Debug, Default)]
 pub struct Guards {
     refused: RefusedDeletions,
+    suspend_file: Option<SuspendFile>,
+    /// Whether this cycle has said that the suspend file appeared.
+    braked: AtomicBool,
 }
 
 impl Guards {
-    pub fn new(refused: RefusedDeletions) -> Self {
-        Self { refused }
+    pub fn new(refused: RefusedDeletions, suspend_file: Option<SuspendFile>) -> Self {
+        Self {
+            refused,
+            suspend_file,
+            braked: AtomicBool::new(false),
+        }
     }
 
-    /// Whether the deletion of `group` is held off in a cycle planned from the config with
-    /// `config_hash`, starting at `now`.
+    /// Before a cycle: suspends every account of `desired` while the suspend file exists.
+    pub fn suspend(&self, desired: &mut DesiredState) {
+        self.braked.store(false, Ordering::Relaxed);
+        if let Some(file) = &self.suspend_file {
+            file.apply(desired);
+        }
+    }
+
+    /// Whether the deletion of `group`, about to start, is held off in a cycle planned from
+    /// the config with `config_hash` that began at `started`: Cloudflare refused it for good
+    /// and its wait has not passed, or the suspend file has appeared since (said once).
     pub fn holds(
         &self,
         account: &AccountId,
         group: &ObservedGroup,
         config_hash: &str,
-        now: Instant,
+        started: Instant,
     ) -> bool {
-        self.refused.holds(account, group, config_hash, now)
+        if let Some(file) = &self.suspend_file
+            && file.present()
+        {
+            if !self.braked.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    file = %file.path().display(),
+                    "suspend file appeared: no further deletion starts"
+                );
+            }
+            return true;
+        }
+        self.refused.holds(account, group, config_hash, started)
     }
 
-    /// After a cycle of `plan` (made from the config with `config_hash`): records the
-    /// refusals among `attempts`, drops the holds no longer needed, sets the guards' metrics
-    /// and logs each deletion still held off.
+    /// After a cycle of `plan` (made from the config with `config_hash`): says which accounts
+    /// are suspended, records the refusals among `attempts`, drops the holds no longer
+    /// needed, sets the guards' metrics and logs each deletion still held off.
     pub fn after_cycle(
         &mut self,
         plan: &Plan,
@@ -78,6 +110,7 @@ impl Guards {
         config_hash: &str,
         metrics: &Metrics,
     ) {
+        report_suspended(plan, metrics);
         let now = Instant::now();
         for attempt in attempts {
             if attempt.outcome.refusal().is_some() {
@@ -130,6 +163,34 @@ impl Guards {
     /// Forgets everything about an account that left the config.
     pub fn forget_account(&mut self, account: &AccountId) {
         self.refused.forget_account(account);
+    }
+}
+
+/// Every cycle, for each account: the suspended gauge, and a warning while it is suspended,
+/// so that a forgotten pause keeps showing.
+fn report_suspended(plan: &Plan, metrics: &Metrics) {
+    for account in &plan.accounts {
+        metrics
+            .guards()
+            .set_suspended(&account.id, account.suspended.is_some());
+        let Some(by) = &account.suspended else {
+            continue;
+        };
+        let withheld = account
+            .items
+            .iter()
+            .filter(|i| {
+                i.action == Action::Blocked
+                    && matches!(i.blocked, Some(BlockReason::Suspended { .. }))
+            })
+            .count();
+        tracing::warn!(
+            account = %account.id,
+            label = %Escaped(account.label.as_deref().unwrap_or("")),
+            suspended_by = %Escaped(by),
+            withheld_deletions = withheld,
+            "account suspended: listed and reported, nothing is deleted"
+        );
     }
 }
 

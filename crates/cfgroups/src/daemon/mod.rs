@@ -15,6 +15,7 @@
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
 //! - [`refused`]: deletions Cloudflare refused for good, held off per group (waits doubling
 //!   up to a day, reset when the config or the group changes);
+//! - [`suspend`]: `run --suspend-file`, the operator's emergency brake without a commit;
 //! - [`guard_metrics`]: the series of suspension, refused deletions and notifications;
 //! - [`guards`]: what the loop does around each cycle for those guards;
 //! - [`election`]: leader election (Kubernetes Lease or etcd), so that of several replicas
@@ -37,6 +38,7 @@ pub mod refused;
 pub mod reload;
 pub mod schedule;
 pub mod server;
+pub mod suspend;
 pub mod systemd;
 pub mod watcher;
 pub mod writes;

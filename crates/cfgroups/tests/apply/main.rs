@@ -8,3 +8,4 @@ mod apply_faults;
 mod refused;
 mod restore_safety;
 mod rules;
+mod suspend;

@@ -6,3 +6,4 @@ mod daemon;
 mod journal_file;
 mod refused;
 mod rules;
+mod suspend;
