@@ -127,6 +127,39 @@ pub enum ApplyError {
     Journal(#[from] JournalError),
 }
 
+/// One attempted deletion of a cycle, as the executor reported it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub account: AccountId,
+    /// The group as read right before its DELETE.
+    pub group: ObservedGroup,
+    pub outcome: DeletionOutcome,
+}
+
+/// The attempts of one execution, collected from its progress callback (for the daemon's
+/// guards and for notifications).
+#[derive(Debug, Default)]
+pub struct Attempts(std::sync::Mutex<Vec<Attempt>>);
+
+impl Attempts {
+    pub fn push(&self, account: &AccountId, group: &ObservedGroup, outcome: &DeletionOutcome) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Attempt {
+                account: account.clone(),
+                group: group.clone(),
+                outcome: outcome.clone(),
+            });
+    }
+
+    pub fn into_inner(self) -> Vec<Attempt> {
+        self.0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// One deletion finished, for progress reporting.
 #[derive(Debug)]
 pub struct Progress<'a> {

@@ -131,6 +131,7 @@ pub fn desired_spec(listed: &Listed) -> FileSpec {
                 }
             })
             .collect(),
+        notify: None,
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`reconcile`]: the one pipeline `apply` and the daemon share: list, settle, plan, execute;
 //! - [`restore`]: recreating a deleted group from its journal backup;
 //! - [`export`]: what exists, written as a desired-state file or a snapshot;
+//! - [`notify`]: notifications to webhooks and Slack: events, deduplication, delivery;
 //! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd,
 //!   leader election;
 //! - [`state_dir`]: where the journal and reports are kept;
@@ -33,6 +34,7 @@ pub mod daemon;
 pub mod export;
 pub mod journal;
 pub mod model;
+pub mod notify;
 pub mod permissions;
 pub mod plan;
 pub mod protect;

@@ -8,9 +8,10 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::notify::RunNotifications;
 use super::output::{confirm, print_out};
 use super::{ApplyArgs, Exit, connect};
-use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Progress};
+use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Attempts, Progress};
 use crate::config::{self, DesiredState};
 use crate::journal::{JOURNAL_FILE, Journal, Record};
 use crate::model::DeletionOutcome;
@@ -35,7 +36,9 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         );
     }
     let client = connect::client(&args.source.api)?;
-    let path = state_dir::resolve(args.state.state_dir.clone()).join(JOURNAL_FILE);
+    let state_dir = state_dir::resolve(args.state.state_dir.clone());
+    let notifications = RunNotifications::start(args.notify, &desired, &state_dir)?;
+    let path = state_dir.join(JOURNAL_FILE);
     let journal = Arc::new(Journal::open(&path)?);
     let options = PipelineOptions {
         listing_concurrency: usize::from(args.source.concurrency),
@@ -67,6 +70,9 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let unfinished = summary.blocked + summary.listing_failed > 0;
     if summary.delete == 0 {
         print_out("\nNothing to delete.\n")?;
+        if let Some(notifications) = notifications {
+            notifications.finish(&cycle.run_id, &cycle.plan, &[]).await;
+        }
         return Ok(if unfinished {
             Exit::Failed
         } else {
@@ -106,7 +112,9 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     watch_signals(stop.clone());
     let bar = progress_bar(summary.delete as u64);
     let refusals = std::sync::Mutex::new(Vec::new());
+    let attempts = Attempts::default();
     let on_progress = |progress: Progress<'_>| {
+        attempts.push(progress.account, progress.group, progress.outcome);
         if let Some(refusal) = progress.outcome.refusal() {
             refusals
                 .lock()
@@ -153,6 +161,11 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
             refusals.join("\n")
         ))?;
     }
+    if let Some(notifications) = notifications {
+        notifications
+            .finish(&cycle.run_id, &cycle.plan, &attempts.into_inner())
+            .await;
+    }
     Ok(if applied.complete() && !unfinished {
         Exit::Success
     } else {
@@ -166,6 +179,8 @@ async fn dry_run(
     desired: &DesiredState,
     reviewed: Option<&SavedPlan>,
 ) -> anyhow::Result<Exit> {
+    let state_dir = state_dir::resolve(args.state.state_dir.clone());
+    let notifications = RunNotifications::start(args.notify, desired, &state_dir)?;
     let source = connect::source(&args.source)?;
     let observed = source::list_accounts(
         &source,
@@ -180,6 +195,11 @@ async fn dry_run(
         check_reviewed(reviewed, desired, &plan)?;
     }
     eprintln!("Dry run: nothing was deleted.");
+    if let Some(notifications) = notifications {
+        notifications
+            .finish(&crate::journal::new_run_id(), &plan, &[])
+            .await;
+    }
     Ok(if plan.summary().listing_failed > 0 {
         Exit::Failed
     } else {

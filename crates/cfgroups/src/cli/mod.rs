@@ -7,6 +7,7 @@ pub mod durations;
 mod election;
 mod export;
 mod journal;
+mod notify;
 mod output;
 mod plan;
 mod run;
@@ -282,6 +283,12 @@ pub struct ApplyArgs {
     /// Deletions in flight at once, across all accounts.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub apply_concurrency: u16,
+    /// Send notifications through the config's `notify:` sinks, as the daemon does: each
+    /// deletion, failure, block, failed listing, suspension and the drift (this run has no
+    /// memory of earlier ones, so every current problem is sent). Waits up to 30s for
+    /// delivery at the end; a sink whose URL cannot be used stops the apply before it starts.
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Args)]

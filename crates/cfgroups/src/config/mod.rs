@@ -9,6 +9,7 @@
 mod error;
 mod files;
 mod locate;
+pub mod notify;
 mod numeric;
 pub mod schema;
 
@@ -22,9 +23,10 @@ use sha2::{Digest, Sha256};
 pub use error::{ConfigError, ConfigErrors};
 pub use files::MAX_FILE_BYTES;
 pub use locate::Position;
+pub use notify::{SinkConfig, UrlSource};
 pub use schema::{
-    AccountSpec, CONFIG_VERSION, DEFAULT_MAX_DELETES, DefaultsSpec, FileSpec, GroupSpec,
-    UnmanagedPolicy,
+    AccountSpec, CONFIG_VERSION, DEFAULT_MAX_DELETES, DefaultsSpec, EventKind, FileSpec, GroupSpec,
+    NotifySpec, SinkKind, SinkSpec, UnmanagedPolicy,
 };
 
 use crate::model::{AccountId, GroupId, GroupState};
@@ -40,6 +42,8 @@ pub struct DesiredState {
     pub files: Vec<PathBuf>,
     /// SHA-256 over every file's path and content: equal hashes mean nothing changed.
     pub content_hash: String,
+    /// The notification sinks of every file's `notify:` section, in file order.
+    pub notify: Vec<SinkConfig>,
 }
 
 /// One account's desired groups and the rules that guard them.
@@ -101,6 +105,8 @@ fn from_documents(
     let mut hasher = Sha256::new();
     // Where each account was first declared: (document, account index).
     let mut declared_in: HashMap<AccountId, (usize, usize)> = HashMap::new();
+    // Every sink, with where it was declared: (document, sink index, sink).
+    let mut sinks: Vec<(usize, usize, SinkConfig)> = Vec::new();
 
     for (document, (file, text)) in documents.iter().enumerate() {
         let text = files::strip_bom(text);
@@ -109,7 +115,31 @@ fn from_documents(
         hasher.update(text.as_bytes());
         hasher.update([0]);
         let mut ctx = FileContext::new(file, text);
-        for (index, account) in parse_file(&mut ctx) {
+        let (parsed, file_sinks) = parse_file(&mut ctx);
+        for (index, sink) in file_sinks {
+            match sinks
+                .iter()
+                .find(|(_, _, s): &&(usize, usize, SinkConfig)| s.name == sink.name)
+            {
+                Some((first_document, first_index, _)) => {
+                    let (first_file, first_text) = &documents[*first_document];
+                    let at = Locator::new(files::strip_bom(first_text))
+                        .find(&format!("notify.sinks[{first_index}].name"))
+                        .map(|p| format!(":{}:{}", p.line, p.column))
+                        .unwrap_or_default();
+                    ctx.error(
+                        &format!("notify.sinks[{index}].name"),
+                        format!(
+                            "sink {:?} is already declared in {}{at}",
+                            sink.name,
+                            first_file.display()
+                        ),
+                    );
+                }
+                None => sinks.push((document, index, sink)),
+            }
+        }
+        for (index, account) in parsed {
             match declared_in.get(&account.id) {
                 Some(&(first_document, first_index)) => {
                     let (first_file, first_text) = &documents[first_document];
@@ -140,6 +170,7 @@ fn from_documents(
             accounts,
             files: documents.iter().map(|(file, _)| file.clone()).collect(),
             content_hash: format!("{:x}", hasher.finalize()),
+            notify: sinks.into_iter().map(|(_, _, sink)| sink).collect(),
         })
     } else {
         Err(ConfigErrors(errors))
@@ -226,11 +257,15 @@ fn unknown_field(message: &str) -> Option<&str> {
     message.strip_prefix("unknown field `")?.split('`').next()
 }
 
-/// Parses and checks one file, returning its valid accounts with their index in the file.
-fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
+/// What one file declares: its valid accounts and notification sinks, each with its index.
+type Parsed = (Vec<(usize, DesiredAccount)>, Vec<(usize, SinkConfig)>);
+
+/// Parses and checks one file, returning its valid accounts and sinks with their index in
+/// the file.
+fn parse_file(ctx: &mut FileContext<'_>) -> Parsed {
     if let Err(too_deep) = yaml_guard::check_depth(ctx.text) {
         ctx.error("", format!("invalid YAML: {too_deep}"));
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let value: serde_yaml::Value = match serde_yaml::from_str(ctx.text) {
         Ok(value) => value,
@@ -245,7 +280,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
                         field: Some(field),
                     });
                 }
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
             let position = e.location().map(|l| Position {
                 line: l.line(),
@@ -263,7 +298,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
                 field: None,
                 message: format!("invalid YAML: {message}"),
             });
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     if value.is_null() {
@@ -271,10 +306,10 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
             "",
             "the file is empty: it must declare `version: 1` and `accounts`",
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
-    let Some(spec) = ctx.typed::<FileSpec<serde_yaml::Value>>("", value) else {
-        return Vec::new();
+    let Some(spec) = ctx.typed::<FileSpec<serde_yaml::Value, serde_yaml::Value>>("", value) else {
+        return (Vec::new(), Vec::new());
     };
     if spec.version != CONFIG_VERSION {
         ctx.error(
@@ -284,12 +319,25 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
                 spec.version
             ),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     if spec.accounts.is_empty() {
         ctx.error("accounts", "the file declares no accounts");
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
+    let sinks = spec
+        .notify
+        .and_then(|raw| ctx.typed::<NotifySpec>("notify", raw))
+        .map(|notify| match notify::resolve(notify, ctx.file) {
+            Ok(sinks) => sinks.into_iter().enumerate().collect(),
+            Err(problems) => {
+                for (field, message) in problems {
+                    ctx.error(&field, message);
+                }
+                Vec::new()
+            }
+        })
+        .unwrap_or_default();
     let default_protect = check_protect(ctx, "defaults.protect", &spec.defaults.protect);
     let mut accounts = Vec::new();
     for (index, raw) in spec.accounts.into_iter().enumerate() {
@@ -302,7 +350,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
             accounts.push((index, account));
         }
     }
-    accounts
+    (accounts, sinks)
 }
 
 /// Checks a protect list's globs; `true` when every pattern compiles.

@@ -26,14 +26,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::election::{LeaderWriter, Leadership, TermGuard};
-use super::guards::{Attempts, Guards};
+use super::guards::Guards;
 use super::metrics::{Metrics, ReconcileResult};
 use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
 use super::server::Health;
 use super::systemd;
 use super::writes::Writes;
-use crate::apply::{ApplySummary, Progress};
+use crate::apply::{ApplySummary, Attempts, Progress};
 use crate::cloudflare::{Budget, Client};
 use crate::config::DesiredState;
 use crate::model::{AccountId, ObservedGroup};
@@ -215,6 +215,7 @@ impl Controller {
                 }
             }
         }
+        self.guards.shutdown().await;
         tracing::info!("stopped");
     }
 
@@ -303,6 +304,8 @@ impl Controller {
                     self.schedule.forget(&gone.id);
                     self.guards.forget_account(&gone.id);
                 }
+                self.guards
+                    .configure_notifications(&desired.notify, &self.telemetry.metrics);
                 self.desired = *desired;
                 true
             }
@@ -356,7 +359,7 @@ impl Controller {
         let reconciling =
             self.pipeline
                 .reconcile(&scoped, dry_run, &held, term.token(), &on_progress);
-        let (plan, applied) = match self.with_heartbeat(reconciling).await {
+        let (plan, applied, run_id) = match self.with_heartbeat(reconciling).await {
             Ok(Reconciled::Abandoned) => {
                 self.telemetry
                     .metrics
@@ -370,7 +373,7 @@ impl Controller {
                         "settled an earlier deletion from the fresh listing"
                     );
                 }
-                (cycle.plan, applied)
+                (cycle.plan, applied, cycle.run_id)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the journal cannot be used; nothing is deleted");
@@ -398,6 +401,7 @@ impl Controller {
             None => {}
         }
         self.guards.after_cycle(
+            &run_id,
             &plan,
             &attempts.into_inner(),
             &scoped.content_hash,

@@ -9,30 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::model::AccountId;
-
-/// How a notification ended, for `cfgroups_notifications_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Delivery {
-    /// The sink accepted it (2xx), perhaps after retries.
-    Delivered,
-    /// Every attempt failed, or the sink refused it for good (4xx): given up.
-    Failed,
-    /// Never sent: the sink's queue was full (a slow or failing sink), or the daemon stopped
-    /// before its turn.
-    Dropped,
-}
-
-impl Delivery {
-    pub const ALL: [Delivery; 3] = [Self::Delivered, Self::Failed, Self::Dropped];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Dropped => "dropped",
-        }
-    }
-}
+use crate::notify::{Delivery, DeliveryObserver};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AccountLabels {
@@ -131,6 +108,17 @@ impl GuardMetrics {
         let labels = Self::account(account);
         self.suspended.remove(&labels);
         self.held_off.remove(&labels);
+    }
+}
+
+/// Deliveries count in `cfgroups_notifications_total{sink,result}`.
+impl DeliveryObserver for GuardMetrics {
+    fn sink_added(&self, sink: &str) {
+        self.add_sink(sink);
+    }
+
+    fn delivered(&self, sink: &str, result: Delivery) {
+        self.record_notification(sink, result);
     }
 }
 

@@ -1,54 +1,30 @@
-//! What the reconcile loop does around each cycle for the operator's guards, in one place so
-//! the loop itself only calls in: before the cycle, which accounts are suspended (the
-//! `--suspend-file`, see [`super::suspend`]); right before each deletion, whether it is held
-//! off (refused for good by Cloudflare, see [`super::refused`], or the suspend file appeared
-//! since the cycle began); after it, recording every attempt, the metrics of the guards and the log lines that repeat each
-//! cycle while a guard holds.
+//! What the reconcile loop does around each cycle for the operator's guards and for
+//! notifications, in one place so the loop itself only calls in: before the cycle, which
+//! accounts are suspended (the `--suspend-file`, see [`super::suspend`]); right before each
+//! deletion, whether it is held off (refused for good by Cloudflare, see [`super::refused`],
+//! or the suspend file appeared since the cycle began); after it, recording every attempt,
+//! the guards' metrics, the log lines that repeat each cycle while a guard holds, and the
+//! notifications the cycle calls for ([`crate::notify`]), queued without waiting.
 
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use super::refused::RefusedDeletions;
 use super::suspend::SuspendFile;
-use crate::config::DesiredState;
-use crate::model::{AccountId, DeletionOutcome, ObservedGroup};
+use crate::apply::Attempt;
+use crate::config::{DesiredState, SinkConfig};
+use crate::model::{AccountId, ObservedGroup};
+use crate::notify::{self, CycleFacts, Notifier, Policy, Tracker};
 use crate::plan::{Action, BlockReason, Plan};
 use crate::shown::{Escaped, Quoted};
 
-/// One attempted deletion of a cycle, as the executor reported it.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub account: AccountId,
-    /// The group as read right before its DELETE.
-    pub group: ObservedGroup,
-    pub outcome: DeletionOutcome,
-}
-
-/// The attempts of one cycle, collected from the executor's progress callback.
-#[derive(Debug, Default)]
-pub struct Attempts(Mutex<Vec<Attempt>>);
-
-impl Attempts {
-    pub fn push(&self, account: &AccountId, group: &ObservedGroup, outcome: &DeletionOutcome) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Attempt {
-                account: account.clone(),
-                group: group.clone(),
-                outcome: outcome.clone(),
-            });
-    }
-
-    pub fn into_inner(self) -> Vec<Attempt> {
-        self.0
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+/// How long a stopping daemon waits for queued notifications.
+pub const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// The guards' state across cycles.
 #[derive(Debug, Default)]
@@ -57,6 +33,10 @@ pub struct Guards {
     suspend_file: Option<SuspendFile>,
     /// Whether this cycle has said that the suspend file appeared.
     braked: AtomicBool,
+    /// Where the journal is, for the restore command in notifications.
+    state_dir: PathBuf,
+    notifier: Option<Notifier>,
+    tracker: Tracker,
 }
 
 impl Guards {
@@ -64,7 +44,41 @@ impl Guards {
         Self {
             refused,
             suspend_file,
-            braked: AtomicBool::new(false),
+            ..Self::default()
+        }
+    }
+
+    /// Sends notifications through `notifier` (`None`: the config has no sinks yet);
+    /// deletions are journaled under `state_dir`.
+    pub fn with_notifier(mut self, notifier: Option<Notifier>, state_dir: PathBuf) -> Self {
+        self.notifier = notifier;
+        self.state_dir = state_dir;
+        self
+    }
+
+    /// A reloaded config's sinks: kept, started or closed as they changed. A sink whose URL
+    /// cannot be read is logged now; its messages fail (and are counted) until it can.
+    pub fn configure_notifications(&mut self, sinks: &[SinkConfig], metrics: &Metrics) {
+        if let Err(error) = notify::check_urls(sinks) {
+            tracing::error!(%error, "notifications: a sink of the new config cannot be used");
+        }
+        match &mut self.notifier {
+            Some(notifier) => notifier.reconfigure(sinks),
+            None if sinks.is_empty() => {}
+            None => {
+                let observer = Arc::new(metrics.guards().clone());
+                match Notifier::start(sinks, observer, Policy::default()) {
+                    Ok(notifier) => self.notifier = Some(notifier),
+                    Err(error) => tracing::error!(%error, "notifications cannot start"),
+                }
+            }
+        }
+    }
+
+    /// Delivers what is queued, for at most [`NOTIFY_GRACE`]: the daemon is stopping.
+    pub async fn shutdown(&mut self) {
+        if let Some(notifier) = self.notifier.take() {
+            notifier.close(NOTIFY_GRACE).await;
         }
     }
 
@@ -100,17 +114,31 @@ impl Guards {
         self.refused.holds(account, group, config_hash, started)
     }
 
-    /// After a cycle of `plan` (made from the config with `config_hash`): says which accounts
-    /// are suspended, records the refusals among `attempts`, drops the holds no longer
-    /// needed, sets the guards' metrics and logs each deletion still held off.
+    /// After the cycle `run_id` of `plan` (made from the config with `config_hash`): says
+    /// which accounts are suspended, records the refusals among `attempts`, drops the holds
+    /// no longer needed, sets the guards' metrics, logs each deletion still held off, and
+    /// queues the notifications the cycle calls for.
     pub fn after_cycle(
         &mut self,
+        run_id: &str,
         plan: &Plan,
         attempts: &[Attempt],
         config_hash: &str,
         metrics: &Metrics,
     ) {
         report_suspended(plan, metrics);
+        if let Some(notifier) = &self.notifier {
+            let facts = CycleFacts {
+                run_id,
+                plan,
+                attempts,
+                state_dir: &self.state_dir,
+            };
+            let routed = self
+                .tracker
+                .observe(&facts, &notifier.sinks(), Instant::now());
+            notifier.send(&routed);
+        }
         let now = Instant::now();
         for attempt in attempts {
             if attempt.outcome.refusal().is_some() {
@@ -163,6 +191,7 @@ impl Guards {
     /// Forgets everything about an account that left the config.
     pub fn forget_account(&mut self, account: &AccountId) {
         self.refused.forget_account(account);
+        self.tracker.forget_account(account);
     }
 }
 

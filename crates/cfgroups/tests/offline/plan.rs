@@ -452,6 +452,7 @@ fn state_of(case: &Case) -> DesiredState {
         }],
         files: vec![],
         content_hash: String::new(),
+        notify: vec![],
     }
 }
 
