@@ -16,7 +16,9 @@
 //!   server, signals, and its memory and CPU from `/proc`;
 //! - [`etcd`]: a real etcd (Debian's `etcd-server`) on free loopback ports, for leader
 //!   election;
-//! - [`lease_api`]: a fake of the Kubernetes Lease endpoints that enforces `resourceVersion`.
+//! - [`lease_api`]: a fake of the Kubernetes Lease endpoints that enforces `resourceVersion`;
+//! - [`receiver`]: a local HTTP receiver for notifications that records what it is sent and
+//!   answers 200, an error, or hangs.
 //!
 //! The most used items are re-exported here, so a test can `use testkit::*`.
 
@@ -28,6 +30,7 @@ pub mod etcd;
 pub mod fake;
 pub mod lease_api;
 pub mod paths;
+pub mod receiver;
 pub mod scenario;
 pub mod seeded;
 pub mod wait;

@@ -591,6 +591,68 @@ mod tests {
     }
 
     #[test]
+    fn notify_sinks_are_read_from_every_file_and_named_once() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let sink = |name: &str| {
+            format!(
+                "notify:\n  sinks:\n    - name: {name}\n      kind: slack\n      url_env: HOOK\n      events: [deleted]\n"
+            )
+        };
+        std::fs::write(
+            tmp.path().join("a.yaml"),
+            format!("version: 1\naccounts:\n  - id: {ACCOUNT}\n{}", sink("ops")),
+        )
+        .unwrap();
+        std::fs::write(
+            tmp.path().join("b.yaml"),
+            format!(
+                "version: 1\naccounts:\n  - id: 0000000000000000000000000000beef\n{}",
+                sink("audit")
+            ),
+        )
+        .unwrap();
+        let state = load(tmp.path()).unwrap();
+        let names: Vec<&str> = state.notify.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ops", "audit"]);
+
+        std::fs::write(
+            tmp.path().join("b.yaml"),
+            format!(
+                "version: 1\naccounts:\n  - id: 0000000000000000000000000000beef\n{}",
+                sink("ops")
+            ),
+        )
+        .unwrap();
+        let shown: Vec<String> = load(tmp.path())
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0]
+                .contains("b.yaml:6:7: notify.sinks[0].name: sink \"ops\" is already declared in")
+                && shown[0].contains("a.yaml:6:7"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_url_in_the_file_is_refused_at_its_line_without_repeating_it() {
+        let text = format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\nnotify:\n  sinks:\n    - name: ops\n      kind: webhook\n      url: https://hooks.example.com/T0/SECRET\n      events: [deleted]\n"
+        );
+        let shown = errors(&text);
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].starts_with("groups.yaml:8:7: notify.sinks[0].url: a sink's URL is a secret"),
+            "{shown:?}"
+        );
+        assert!(!shown[0].contains("SECRET"), "{shown:?}");
+    }
+
+    #[test]
     fn refused_directory_entries_fail_the_load_with_every_other_error() {
         let tmp = tempfile::TempDir::new().unwrap();
         std::fs::write(

@@ -48,8 +48,12 @@ pub struct Event {
     /// For `deleted`: the command that recreates the group from its journal backup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore_command: Option<String>,
-    /// The event in one line, for people.
+    /// The event in one line, for people, with the hint and the undo command when there
+    /// are.
     pub summary: String,
+    /// The summary without the hint and the undo command (Slack shows those apart).
+    #[serde(skip)]
+    pub headline: String,
 }
 
 /// The account an event is about.
@@ -109,7 +113,10 @@ impl Reason {
     pub fn refused(refusal: &Refusal) -> Self {
         Self {
             kind: "refused".to_owned(),
-            message: refusal.to_string(),
+            message: format!(
+                "Cloudflare refuses this deletion for good: {}",
+                refusal.answer()
+            ),
             status: Some(refusal.status),
             code: refusal.code,
             cloudflare_message: Some(refusal.message.clone()),
@@ -205,7 +212,22 @@ impl Event {
             recovered_from: None,
             restore_command: None,
             summary: String::new(),
+            headline: String::new(),
         }
+    }
+
+    /// Sets the headline, and the summary: the headline, then the hint and the undo command.
+    fn finish(mut self, headline: String) -> Self {
+        let mut summary = headline.clone();
+        if let Some(hint) = self.reason.as_ref().and_then(|r| r.hint.as_deref()) {
+            summary.push_str(&format!(" Hint: {hint}."));
+        }
+        if let Some(command) = &self.restore_command {
+            summary.push_str(&format!(" Undo: {command}"));
+        }
+        self.headline = headline;
+        self.summary = summary;
+        self
     }
 
     /// A group was deleted; `restore_command` undoes it.
@@ -216,8 +238,8 @@ impl Event {
         why: Reason,
         restore_command: String,
     ) -> Self {
-        let summary = format!(
-            "Deleted group {} in {} ({}). Undo: {restore_command}",
+        let headline = format!(
+            "Deleted group {} in {}: {}.",
             group.shown(),
             account.shown(),
             why.message
@@ -226,9 +248,9 @@ impl Event {
             outcome: Some("deleted"),
             reason: Some(why),
             restore_command: Some(restore_command),
-            summary,
             ..Self::new(context, EventKind::Deleted, account, Some(group), "delete")
         }
+        .finish(headline)
     }
 
     /// A deletion failed for `why` (Cloudflare's refusal, or an error that may pass).
@@ -238,8 +260,8 @@ impl Event {
         group: GroupRef,
         why: Reason,
     ) -> Self {
-        let summary = format!(
-            "Could not delete group {} in {}: {}",
+        let headline = format!(
+            "Could not delete group {} in {}: {}.",
             group.shown(),
             account.shown(),
             why.message
@@ -247,7 +269,6 @@ impl Event {
         Self {
             outcome: Some("failed"),
             reason: Some(why),
-            summary,
             ..Self::new(
                 context,
                 EventKind::DeleteFailed,
@@ -256,19 +277,19 @@ impl Event {
                 "delete",
             )
         }
+        .finish(headline)
     }
 
     /// A safety rule stops the deletion of a group.
     pub fn blocked(context: &Context, account: AccountRef, group: GroupRef, why: Reason) -> Self {
-        let summary = format!(
-            "Not deleting group {} in {}: {}",
+        let headline = format!(
+            "Not deleting group {} in {}: {}.",
             group.shown(),
             account.shown(),
             why.message
         );
         Self {
             reason: Some(why),
-            summary,
             ..Self::new(
                 context,
                 EventKind::Blocked,
@@ -277,18 +298,18 @@ impl Event {
                 "skip_delete",
             )
         }
+        .finish(headline)
     }
 
     /// An account could not be listed.
     pub fn listing_failed(context: &Context, account: AccountRef, error: &str) -> Self {
-        let summary = format!(
-            "Cannot list account {}, so nothing in it is deleted: {}",
+        let headline = format!(
+            "Cannot list account {}, so nothing in it is deleted: {}.",
             account.shown(),
             Escaped(error)
         );
         Self {
             reason: Some(Reason::new("listing", Escaped(error).to_string())),
-            summary,
             ..Self::new(
                 context,
                 EventKind::ListingFailed,
@@ -297,30 +318,31 @@ impl Event {
                 "skip_account",
             )
         }
+        .finish(headline)
     }
 
     /// An account's drift changed.
     pub fn drift(context: &Context, account: AccountRef, drift: DriftCounts) -> Self {
-        let summary = format!("Drift in {}: {drift}.", account.shown());
+        let headline = format!("Drift in {}: {drift}.", account.shown());
         Self {
             drift: Some(drift),
-            summary,
             ..Self::new(context, EventKind::Drift, account, None, "report")
         }
+        .finish(headline)
     }
 
     /// An account was suspended (`by` says how).
     pub fn suspended(context: &Context, account: AccountRef, by: &str) -> Self {
-        let summary = format!(
+        let headline = format!(
             "Account {} is suspended ({}): listed and reported, nothing is deleted.",
             account.shown(),
             Escaped(by)
         );
         Self {
             reason: Some(Reason::new("suspended", Escaped(by).to_string())),
-            summary,
             ..Self::new(context, EventKind::Suspended, account, None, "skip_account")
         }
+        .finish(headline)
     }
 
     /// The problem `previous` told of has ended.
@@ -352,9 +374,9 @@ impl Event {
                 previous.account.shown()
             ),
         };
+        let headline = format!("Recovered: {what}.");
         Self {
             recovered_from: Some(previous.event),
-            summary: format!("Recovered: {what}."),
             ..Self::new(
                 context,
                 EventKind::Recovered,
@@ -363,6 +385,7 @@ impl Event {
                 "report",
             )
         }
+        .finish(headline)
     }
 
     /// The same event sent again because it persists, in the context of a later cycle.
@@ -372,6 +395,7 @@ impl Event {
         again.run_id = context.run_id.clone();
         again.at = context.at.clone();
         again.summary = format!("Reminder: {}", self.summary);
+        again.headline = format!("Reminder: {}", self.headline);
         again
     }
 

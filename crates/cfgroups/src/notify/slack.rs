@@ -2,7 +2,7 @@
 //! server shows, and Slack's notification fallback) plus Block Kit `blocks` for Slack itself.
 //!
 //! Outside text (group names, labels, Cloudflare's messages) is already quoted and escaped
-//! in the event's summary; here `&`, `<` and `>` are escaped as Slack asks, so that no name
+//! in the event's headline; here `&`, `<` and `>` are escaped as Slack asks, so that no name
 //! can turn into a link or a mention (`<!channel>`).
 
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ pub fn escape(text: &str) -> String {
 
 /// The message for `event`.
 pub fn message(event: &Event) -> Value {
-    let title = format!("{} {}", emoji(event.event), escape(&event.summary));
+    let title = format!("{} {}", emoji(event.event), escape(&event.headline));
     let mut lines = vec![title.clone()];
     if let Some(hint) = event.reason.as_ref().and_then(|r| r.hint.as_deref()) {
         lines.push(format!("*Hint:* {}", escape(hint)));
