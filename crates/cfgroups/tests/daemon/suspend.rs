@@ -56,11 +56,14 @@ async fn suspend_in_the_config_lists_and_reports_but_deletes_nothing_until_resum
         Some(1.0),
         "drift keeps flowing:\n{text}"
     );
-    // Every cycle says so.
-    let said = daemon
-        .log
-        .events("account suspended: listed and reported, nothing is deleted");
-    assert!(said.len() >= 3, "{}", daemon.log.text());
+    // Every cycle says so (the log is read as it is written: wait for the lines).
+    let said = eventually("a warning per cycle", WAIT, async || {
+        let said = daemon
+            .log
+            .events("account suspended: listed and reported, nothing is deleted");
+        (said.len() >= 3).then_some(said)
+    })
+    .await;
     assert_eq!(said[0]["fields"]["label"], "production");
     assert_eq!(said[0]["fields"]["withheld_deletions"], 1);
     assert!(
@@ -115,9 +118,13 @@ async fn a_suspend_file_suspends_every_account_until_it_is_removed() {
         "{text}\n{}",
         daemon.log.text()
     );
-    let said = daemon
-        .log
-        .events("account suspended: listed and reported, nothing is deleted");
+    let said = eventually("the suspension's warning", WAIT, async || {
+        let said = daemon
+            .log
+            .events("account suspended: listed and reported, nothing is deleted");
+        (!said.is_empty()).then_some(said)
+    })
+    .await;
     assert_eq!(
         said[0]["fields"]["suspended_by"],
         format!("--suspend-file {} exists", brake.display())

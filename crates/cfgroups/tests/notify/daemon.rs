@@ -9,7 +9,9 @@ use cfgroups_fake::{FakeCloudflare, FakeGroup, FakeState};
 use tempfile::TempDir;
 use testkit::daemon::{DaemonOptions, metric, wait_deleted};
 use testkit::receiver::{Answer, Received, Receiver};
-use testkit::{AccountConfig, TOKEN, account, config_text, fake, write_by_rename};
+use testkit::{
+    AccountConfig, TOKEN, WAIT, account, config_text, eventually, fake, write_by_rename,
+};
 
 use super::payloads::{ALL_EVENTS, gid};
 
@@ -151,12 +153,15 @@ async fn a_hung_sink_does_not_hold_up_a_deletion_and_a_down_sink_is_counted() {
         r.iter().any(|m| m.text().contains(":wastebasket:"))
     })
     .await;
+    eventually("the down sink's give-up logged", WAIT, async || {
+        let given_up = daemon.log.events("notification given up");
+        given_up
+            .iter()
+            .any(|e| e["fields"]["sink"] == "down")
+            .then_some(())
+    })
+    .await;
     let log = daemon.log.text();
-    let given_up = daemon.log.events("notification given up");
-    assert!(
-        given_up.iter().any(|e| e["fields"]["sink"] == "down"),
-        "{log}"
-    );
     assert!(!log.contains("SECRET-"), "a sink URL in the log:\n{log}");
     assert!(!log.contains(TOKEN));
 }
