@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use testkit::daemon::{DaemonOptions, metric, wait_deleted};
 use testkit::receiver::{Answer, Received, Receiver};
 use testkit::{
-    AccountConfig, TOKEN, WAIT, account, config_text, eventually, fake, write_by_rename,
+    AccountConfig, CommandExt, TOKEN, WAIT, account, config_text, eventually, fake, write_by_rename,
 };
 
 use super::payloads::{ALL_EVENTS, gid};
@@ -164,4 +164,37 @@ async fn a_hung_sink_does_not_hold_up_a_deletion_and_a_down_sink_is_counted() {
     let log = daemon.log.text();
     assert!(!log.contains("SECRET-"), "a sink URL in the log:\n{log}");
     assert!(!log.contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_to_start_while_a_sinks_url_cannot_be_read() {
+    let a = account(72);
+    let fake = fake_for(&a).await;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("groups.yaml");
+    write_by_rename(
+        &config,
+        &format!(
+            "{}notify:\n  sinks:\n    - {{name: ops, kind: slack, url_env: OPS_HOOK_URL, events: [deleted]}}\n",
+            config_text(&[declared(&a, "absent")])
+        ),
+    );
+    let mut command = testkit::cfgroups();
+    command
+        .against(&fake)
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"));
+    let out = tokio::task::spawn_blocking(move || command.run())
+        .await
+        .unwrap();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("ops: environment variable OPS_HOOK_URL is not set"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.requests().total(), 0, "it listed or deleted anyway");
 }
