@@ -141,7 +141,8 @@ impl Controller {
         }
     }
 
-    /// Replaces the guards (tests: shorter waits for refused deletions).
+    /// The guards this loop uses: the suspend file, the waits of refused deletions, the
+    /// notification sinks (from `run`'s flags and the config).
     pub fn with_guards(mut self, guards: Guards) -> Self {
         self.guards = guards;
         self
