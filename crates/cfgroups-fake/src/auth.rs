@@ -5,7 +5,9 @@
 //! for `Authorization`, `6102` for `X-Auth-Email`, `6103` for `X-Auth-Key`); a request with
 //! no credential headers at all gets both `6102` and `6103`, as the API answers a request
 //! that did not try the token scheme. Well-formed credentials that match nothing are a 403
-//! `10000`. The format checks are syntactic (charset, shape), not the real lengths, so tests
+//! `10000`. A read-only token (one without "Account Settings Write") is accepted for `GET`;
+//! anything else it sends is a 403 `10000` too, which is how the API answers a token that
+//! lacks the permission an endpoint needs. The format checks are syntactic (charset, shape), not the real lengths, so tests
 //! can use short readable secrets.
 
 use std::collections::HashSet;
@@ -21,13 +23,36 @@ use crate::envelope::{
 #[derive(Clone, Default)]
 pub(crate) struct Credentials {
     tokens: HashSet<String>,
+    /// Tokens that may only read.
+    read_only: HashSet<String>,
     keys: HashSet<(String, String)>,
+}
+
+/// What accepted credentials may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read and write.
+    Write,
+    /// `GET` only: "Account Settings Read" without "Write".
+    ReadOnly,
+}
+
+impl Access {
+    /// Whether a request with `method` is allowed: a read-only token gets 403 `10000` for
+    /// anything but `GET`.
+    pub(crate) fn allows(self, method: &axum::http::Method) -> Result<(), ApiError> {
+        if self == Self::ReadOnly && method != axum::http::Method::GET {
+            return Err(ApiError::missing_permission());
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("tokens", &self.tokens.len())
+            .field("read_only", &self.read_only.len())
             .field("keys", &self.keys.len())
             .finish()
     }
@@ -38,13 +63,17 @@ impl Credentials {
         self.tokens.insert(token);
     }
 
+    pub(crate) fn add_read_only_token(&mut self, token: String) {
+        self.read_only.insert(token);
+    }
+
     pub(crate) fn add_key(&mut self, email: String, key: String) {
         self.keys.insert((email, key));
     }
 
     /// Accepts the request's credentials or says why not. `Authorization` wins when both
     /// schemes are present.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<Access, ApiError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -58,7 +87,9 @@ impl Credentials {
                     )])
                 })?;
             return if self.tokens.contains(token) {
-                Ok(())
+                Ok(Access::Write)
+            } else if self.read_only.contains(token) {
+                Ok(Access::ReadOnly)
             } else {
                 Err(ApiError::authentication())
             };
@@ -81,7 +112,7 @@ impl Credentials {
         match (email, key) {
             (Some(email), Some(key)) => {
                 if self.keys.contains(&(email.to_owned(), key.to_owned())) {
-                    Ok(())
+                    Ok(Access::Write)
                 } else {
                     Err(ApiError::authentication())
                 }
@@ -183,6 +214,24 @@ mod tests {
             ]),
             403
         );
+    }
+
+    #[test]
+    fn a_read_only_token_reads_and_is_refused_anything_else() {
+        let mut c = credentials();
+        c.add_read_only_token("reader".into());
+        let access = c
+            .check(&headers(&[("authorization", "Bearer reader")]))
+            .unwrap();
+        assert_eq!(access, Access::ReadOnly);
+        assert!(access.allows(&axum::http::Method::GET).is_ok());
+        let refused = access.allows(&axum::http::Method::DELETE).unwrap_err();
+        assert_eq!(refused.status().as_u16(), 403);
+        assert_eq!(refused.body()["errors"][0]["code"], 10000);
+        let full = c
+            .check(&headers(&[("authorization", "Bearer good-token")]))
+            .unwrap();
+        assert!(full.allows(&axum::http::Method::DELETE).is_ok());
     }
 
     #[test]

@@ -45,6 +45,16 @@ pub const CODE_GROUP_NOT_FOUND: u32 = 1003;
 pub const CODE_INVALID_INPUT: u32 = 1001;
 /// Undocumented upstream; the fake's choice for a method a route does not serve (HTTP 405).
 pub const CODE_METHOD_NOT_ALLOWED: u32 = 10405;
+/// Undocumented upstream; the fake's choice for a change to a group provisioned by SCIM
+/// (HTTP 403). Cloudflare documents only that such groups "cannot be renamed, re-membered or
+/// deleted through the API or the dashboard", not the answer. 403 is the most plausible: the
+/// caller is authenticated and the request well-formed, but this resource is not theirs to
+/// change, and asking again changes nothing (a 409 would say "retry later", a 400 "fix your
+/// request"). The message names SCIM, so a person reading it knows what to do.
+pub const CODE_SCIM_MANAGED: u32 = 1010;
+/// The message of a [`CODE_SCIM_MANAGED`] error.
+pub const SCIM_MANAGED_MESSAGE: &str =
+    "This user group is provisioned by SCIM and cannot be modified through the API";
 /// The code an injected failure (a status fault other than 429, or `success:false` under
 /// 200) carries.
 pub const CODE_INTERNAL: u32 = 1000;
@@ -131,6 +141,22 @@ impl ApiError {
             StatusCode::FORBIDDEN,
             CODE_AUTHENTICATION,
             "Authentication error",
+        )
+    }
+
+    /// HTTP 403, `10000`: a token that may read but not change (it lacks "Account Settings
+    /// Write"). Cloudflare answers a token without the permission an endpoint needs with the
+    /// same 403 `10000` "Authentication error" as a wrong token.
+    pub(crate) fn missing_permission() -> Self {
+        Self::authentication()
+    }
+
+    /// HTTP 403, [`CODE_SCIM_MANAGED`]: a change to a group provisioned by SCIM.
+    pub(crate) fn scim_managed() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            CODE_SCIM_MANAGED,
+            SCIM_MANAGED_MESSAGE,
         )
     }
 

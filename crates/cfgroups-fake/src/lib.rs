@@ -40,6 +40,13 @@
 //!   everything gets 429, after which the window starts empty;
 //! - a dropped connection closes the socket before any response byte: the client sees a
 //!   connection error (hyper's "connection closed before message completed");
+//! - a group provisioned by SCIM (`"scim": true` in the state file, [`FakeGroup::scim_managed`])
+//!   is listed and read as any other, but every change to it is a 403 with code
+//!   [`envelope::CODE_SCIM_MANAGED`] (`1010`, the fake's choice: the real answer is
+//!   undocumented) and a message naming SCIM, every time;
+//! - a read-only token ([`FakeCloudflareBuilder::read_only_token`]) reads, and gets 403
+//!   `10000` "Authentication error" for anything else, as a token without "Account Settings
+//!   Write" does;
 //! - duplicate group names are allowed (creating one does not fail), so tests can set up
 //!   ambiguous names;
 //! - with [`FakeCloudflareBuilder::persist_to`] the state file is rewritten after every
@@ -142,6 +149,14 @@ impl FakeCloudflareBuilder {
     /// Accepts `Authorization: Bearer <token>` (may be given several times).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.credentials.add_token(token.into());
+        self
+    }
+
+    /// Accepts `Authorization: Bearer <token>` for reading only, as a token with "Account
+    /// Settings Read" but not "Write": every `GET` is answered, anything else is a 403
+    /// `10000` (may be given several times).
+    pub fn read_only_token(mut self, token: impl Into<String>) -> Self {
+        self.credentials.add_read_only_token(token.into());
         self
     }
 

@@ -4,12 +4,12 @@
 //!
 //! ```text
 //! cargo run -p cfgroups-fake -- --state state.json \
-//!     [--listen 127.0.0.1:8787] [--token T]... [--api-key EMAIL:KEY]... \
+//!     [--listen 127.0.0.1:8787] [--token T]... [--read-only-token T]... [--api-key EMAIL:KEY]... \
 //!     [--rate-limit 1200/300s] [--lockout 300s] [--latency 20ms] [--account ID]...
 //! ```
 //!
 //! The state file is the snapshot format, where an account may also carry a `"name"` and a
-//! group `"members"`; a missing file starts empty (name accounts with `--account`) and is
+//! group `"members"` and `"scim": true` (provisioned by SCIM: every change is refused); a missing file starts empty (name accounts with `--account`) and is
 //! created on the first mutation.
 
 use std::net::SocketAddr;
@@ -33,6 +33,10 @@ struct Args {
     /// A bearer token to accept (repeatable).
     #[arg(long = "token", default_value = "test-token")]
     tokens: Vec<String>,
+    /// A bearer token to accept for reading only (repeatable): anything but GET gets 403
+    /// 10000, as a token without "Account Settings Write" does.
+    #[arg(long = "read-only-token")]
+    read_only_tokens: Vec<String>,
     /// A legacy EMAIL:KEY pair to accept (repeatable).
     #[arg(long = "api-key", value_parser = parse_key_pair)]
     api_keys: Vec<(String, String)>,
@@ -96,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
     }
     for token in &args.tokens {
         builder = builder.token(token);
+    }
+    for token in &args.read_only_tokens {
+        builder = builder.read_only_token(token);
     }
     for (email, key) in &args.api_keys {
         builder = builder.api_key(email, key);

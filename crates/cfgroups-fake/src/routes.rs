@@ -7,7 +7,9 @@
 //! answers. A well-formed account the fake does not hold is a 403 `9109` ("Unauthorized to
 //! access requested resource"), which is what the real API says for an account the
 //! credentials cannot see; a missing group (or a member not in the group) is a 404. A method
-//! a path does not serve (`PATCH` on a group: the API has none) is a 405.
+//! a path does not serve (`PATCH` on a group: the API has none) is a 405. A group provisioned
+//! by SCIM is read as any other, but every change to it (delete, update, members) is a 403
+//! [`envelope::CODE_SCIM_MANAGED`], every time.
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
@@ -192,6 +194,9 @@ pub(crate) fn dispatch(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiE
                     .group(account, group)
                     .map(|g| Reply::ok(g.api_object()))
                     .ok_or_else(ApiError::group_not_found),
+                Method::PUT | Method::DELETE if store.is_scim(account, group) => {
+                    Err(ApiError::scim_managed())
+                }
                 Method::PUT => update_group(store, account, group, &call.body),
                 Method::DELETE => {
                     if store.delete_group(account, group) {
@@ -209,6 +214,9 @@ pub(crate) fn dispatch(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiE
             known_account(store, account)?;
             match *call.method {
                 Method::GET => list_members(store, account, group, &Query::parse(call.query)?),
+                Method::POST | Method::PUT if store.is_scim(account, group) => {
+                    Err(ApiError::scim_managed())
+                }
                 Method::POST => {
                     let ids = member_ids(&call.body)?;
                     let added = store
@@ -234,6 +242,9 @@ pub(crate) fn dispatch(store: &mut Store, call: &Call<'_>) -> Result<Reply, ApiE
             let (account, group, member) = (id(account)?, id(group)?, id(member)?);
             known_account(store, account.as_str())?;
             match *call.method {
+                Method::DELETE if store.is_scim(account.as_str(), group.as_str()) => {
+                    Err(ApiError::scim_managed())
+                }
                 Method::DELETE => {
                     match store.remove_member(account.as_str(), group.as_str(), member.as_str()) {
                         Ok(removed) => Ok(Reply::ok(removed.to_api_json()).mutated()),

@@ -292,7 +292,11 @@ async fn answer(
         }
     }
 
-    let result = match shared.credentials.check(request.headers()) {
+    let result = match shared
+        .credentials
+        .check(request.headers())
+        .and_then(|access| access.allows(method))
+    {
         Err(error) => Err(error),
         Ok(()) => {
             let query = request.uri().query().map(str::to_owned);

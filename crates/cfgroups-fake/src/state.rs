@@ -65,6 +65,11 @@ pub struct FakeGroup {
     pub policies: Box<RawValue>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<FakeMember>,
+    /// Provisioned by SCIM: the identity provider owns it, so every change through the API
+    /// (delete, rename, members) is refused with [`crate::envelope::CODE_SCIM_MANAGED`].
+    /// Not part of the group object the API returns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scim: bool,
 }
 
 /// Equal when every field is, the policies compared as text (as they are served).
@@ -250,6 +255,7 @@ impl FakeGroup {
             modified_on: DEFAULT_TIMESTAMP.to_owned(),
             policies: no_policies(),
             members: Vec::new(),
+            scim: false,
         }
     }
 
@@ -272,6 +278,12 @@ impl FakeGroup {
     pub fn with_policies_text(mut self, policies: &str) -> Result<Self, serde_json::Error> {
         self.policies = RawValue::from_string(policies.to_owned())?;
         Ok(self)
+    }
+
+    /// The same group, provisioned by SCIM: the API refuses to delete or change it.
+    pub fn scim_managed(mut self) -> Self {
+        self.scim = true;
+        self
     }
 
     /// The same group with these members.
@@ -396,6 +408,7 @@ impl Store {
             modified_on: now,
             policies: json_text(&Value::Array(policies)),
             members: Vec::new(),
+            scim: false,
         };
         entry.groups.push(group.clone());
         Some(group)
@@ -423,6 +436,11 @@ impl Store {
         }
         target.modified_on = now_timestamp();
         Some(target.clone())
+    }
+
+    /// Whether the group exists and is provisioned by SCIM (no change through the API).
+    pub(crate) fn is_scim(&self, account: &str, group: &str) -> bool {
+        self.group(account, group).is_some_and(|g| g.scim)
     }
 
     /// Removes a group; whether it existed.

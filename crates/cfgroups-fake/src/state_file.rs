@@ -4,7 +4,8 @@
 //!
 //! The format is the snapshot format (`{"format_version":1,"accounts":{"<account id>":
 //! {"groups":[...]}}}`) where an account may also carry a `name` and a group may carry
-//! `"members": [{"id","email","status"}]`. Unknown fields are ignored, as the API's group
+//! `"members": [{"id","email","status"}]` and `"scim": true` (provisioned by SCIM: every
+//! change through the API is refused). Unknown fields are ignored, as the API's group
 //! objects gain fields over time; account, group and member ids must be 32 lowercase hex.
 
 use std::collections::BTreeMap;
@@ -101,6 +102,9 @@ pub(crate) struct GroupRecord {
     policies: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     members: Vec<FakeMember>,
+    /// `"scim": true`: provisioned by SCIM, refused every change through the API.
+    #[serde(default)]
+    scim: bool,
 }
 
 impl From<GroupRecord> for FakeGroup {
@@ -116,6 +120,7 @@ impl From<GroupRecord> for FakeGroup {
             group.policies = policies;
         }
         group.members = record.members;
+        group.scim = record.scim;
         group
     }
 }

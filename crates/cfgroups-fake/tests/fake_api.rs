@@ -1325,3 +1325,118 @@ async fn every_kind_of_answer_carries_both_ratelimit_headers() {
     }
     fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_scim_group_is_read_but_every_change_to_it_is_refused_every_time() {
+    let scim = "5c1a000000000000000000000000000a";
+    let state = FakeState::new()
+        .with_group(
+            ACCOUNT,
+            FakeGroup::new(scim, "SCIM-Engineering").scim_managed(),
+        )
+        .with_group(ACCOUNT, FakeGroup::new(member_id(2), "Plain"));
+    let fake = start_with(state).await;
+    let url = format!("{}/{scim}", groups_url(&fake));
+
+    // Read as any other group; nothing in the object says SCIM.
+    let (status, body) = get(&url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["result"]["name"], json!("SCIM-Engineering"));
+    assert!(body["result"].get("scim").is_none(), "{body}");
+    let (_, list) = get(&groups_url(&fake)).await;
+    assert_eq!(names(&list), ["SCIM-Engineering", "Plain"]);
+
+    for _ in 0..3 {
+        let (status, _, body) = call(Method::DELETE, &url, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(error_codes(&body), [1010]);
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("SCIM"),
+            "{body}"
+        );
+    }
+    let changes = [
+        (Method::PUT, url.clone(), Some(json!({"name": "Renamed"}))),
+        (Method::PUT, format!("{url}/members"), Some(json!([]))),
+        (
+            Method::POST,
+            format!("{url}/members"),
+            Some(json!([{"id": member_id(1)}])),
+        ),
+        (
+            Method::DELETE,
+            format!("{url}/members/{}", member_id(1)),
+            None,
+        ),
+    ];
+    for (method, target, body) in changes {
+        let (status, _, answer) = call(method.clone(), &target, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {target}");
+        assert_eq!(error_codes(&answer), [1010], "{method} {target}");
+    }
+    assert_eq!(fake.groups(ACCOUNT)[0].name, "SCIM-Engineering");
+
+    // Other groups are deleted as usual.
+    let (status, _, _) = call(
+        Method::DELETE,
+        &format!("{}/{}", groups_url(&fake), member_id(2)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fake.groups(ACCOUNT).len(), 1);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_scim_mark_round_trips_through_the_state_file() {
+    let scim = "5c1a000000000000000000000000000a";
+    let text = json!({"format_version": 1, "accounts": {ACCOUNT: {"groups": [
+        {"id": scim, "name": "SCIM-Ops", "scim": true},
+        {"id": member_id(2), "name": "Plain"}]}}})
+    .to_string();
+    let state = FakeState::parse(&text, "state.json").unwrap();
+    assert!(state.groups(ACCOUNT)[0].scim);
+    assert!(!state.groups(ACCOUNT)[1].scim);
+    let saved = serde_json::to_value(&state).unwrap();
+    assert_eq!(saved["accounts"][ACCOUNT]["groups"][0]["scim"], json!(true));
+    assert!(
+        saved["accounts"][ACCOUNT]["groups"][1]
+            .get("scim")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_token_lists_but_cannot_delete() {
+    let fake = builder()
+        .read_only_token("reader")
+        .state(FakeState::new().with_generated_groups(ACCOUNT, 2, 1))
+        .start()
+        .await
+        .unwrap();
+    let victim = fake.groups(ACCOUNT)[0].id.clone();
+    let read = client()
+        .get(groups_url(&fake))
+        .bearer_auth("reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    for _ in 0..2 {
+        let refused = client()
+            .delete(format!("{}/{victim}", groups_url(&fake)))
+            .bearer_auth("reader")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(error_codes(&body), [10000]);
+    }
+    assert_eq!(fake.groups(ACCOUNT).len(), 2);
+    fake.shutdown().await;
+}

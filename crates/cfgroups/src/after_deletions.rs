@@ -154,6 +154,7 @@ mod tests {
                     &groups[2],
                     Some(DeletionOutcome::Failed {
                         error: "HTTP 403".to_owned(),
+                        refused: None,
                     }),
                 ),
                 result(&groups[3], None),

@@ -58,10 +58,16 @@ pub struct AccountTally {
     pub deleted: usize,
     pub already_absent: usize,
     pub failed: usize,
+    /// Of the failed, those Cloudflare refused for good ([`crate::refusal`]).
+    pub refused: usize,
     pub not_started: usize,
     pub blocked: usize,
     /// Not deleted because the group changed between the plan and its DELETE.
     pub moved: usize,
+    /// Not attempted, held off by the daemon: Cloudflare refused it for good before and the
+    /// wait before asking again has not passed ([`crate::daemon::refused`]), or the suspend
+    /// file appeared during the cycle ([`crate::daemon::suspend`]).
+    pub held_off: usize,
 }
 
 impl AccountTally {
@@ -69,7 +75,10 @@ impl AccountTally {
         match outcome {
             Some(DeletionOutcome::Deleted) => self.deleted += 1,
             Some(DeletionOutcome::AlreadyAbsent) => self.already_absent += 1,
-            Some(DeletionOutcome::Failed { .. }) => self.failed += 1,
+            Some(DeletionOutcome::Failed { refused, .. }) => {
+                self.failed += 1;
+                self.refused += usize::from(refused.is_some());
+            }
             Some(DeletionOutcome::Moved { .. }) => self.moved += 1,
             None => self.not_started += 1,
         }
@@ -80,9 +89,11 @@ impl AccountTally {
             deleted: self.deleted + other.deleted,
             already_absent: self.already_absent + other.already_absent,
             failed: self.failed + other.failed,
+            refused: self.refused + other.refused,
             not_started: self.not_started + other.not_started,
             blocked: self.blocked + other.blocked,
             moved: self.moved + other.moved,
+            held_off: self.held_off + other.held_off,
         }
     }
 }
@@ -114,11 +125,11 @@ impl ApplySummary {
             .fold(AccountTally::default(), |sum, tally| sum.add(*tally))
     }
 
-    /// Everything planned was done: nothing failed, was blocked, moved, or was left
-    /// unstarted.
+    /// Everything planned was done: nothing failed, was blocked, moved, held off, or was
+    /// left unstarted.
     pub fn complete(&self) -> bool {
         let total = self.total();
-        total.failed + total.blocked + total.not_started + total.moved == 0
+        total.failed + total.blocked + total.not_started + total.moved + total.held_off == 0
     }
 }
 
@@ -130,6 +141,39 @@ pub enum ApplyError {
     Journal(#[from] JournalError),
 }
 
+/// One attempted deletion of a cycle, as the executor reported it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub account: AccountId,
+    /// The group as read right before its DELETE.
+    pub group: ObservedGroup,
+    pub outcome: DeletionOutcome,
+}
+
+/// The attempts of one execution, collected from its progress callback (for the daemon's
+/// guards and for notifications).
+#[derive(Debug, Default)]
+pub struct Attempts(std::sync::Mutex<Vec<Attempt>>);
+
+impl Attempts {
+    pub fn push(&self, account: &AccountId, group: &ObservedGroup, outcome: &DeletionOutcome) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Attempt {
+                account: account.clone(),
+                group: group.clone(),
+                outcome: outcome.clone(),
+            });
+    }
+
+    pub fn into_inner(self) -> Vec<Attempt> {
+        self.0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// One deletion finished, for progress reporting.
 #[derive(Debug)]
 pub struct Progress<'a> {
@@ -138,10 +182,19 @@ pub struct Progress<'a> {
     pub outcome: &'a DeletionOutcome,
 }
 
-/// Carries out every deletion of `plan`, made from `desired`, journaling under `run_id`.
-/// Returns when all have finished or `stop` was cancelled (a DELETE already sent finishes and
-/// is journaled; no new one starts); a journal failure stops everything and is returned as
-/// the error.
+/// Decides, for each planned deletion (account, group as listed), whether it is held off this
+/// time: not attempted, and counted as `held_off`. Asked right before each deletion would
+/// start. Only the daemon holds any (refused for good, [`crate::daemon::refused`]; its
+/// suspend file appearing mid-cycle, [`crate::daemon::suspend`]); [`NEVER_HELD`] holds none.
+pub type Held<'a> = &'a (dyn Fn(&AccountId, &ObservedGroup) -> bool + Sync);
+
+/// Holds no deletion.
+pub const NEVER_HELD: Held<'static> = &|_, _| false;
+
+/// Carries out every deletion of `plan`, made from `desired`, journaling under `run_id`,
+/// except those `held` holds off. Returns when all have finished or `stop` was cancelled (a
+/// DELETE already sent finishes and is journaled; no new one starts); a journal failure stops
+/// everything and is returned as the error.
 #[allow(clippy::too_many_arguments)]
 pub async fn execute<W: GroupWriter>(
     plan: &Plan,
@@ -150,6 +203,7 @@ pub async fn execute<W: GroupWriter>(
     journal: &Arc<Journal>,
     options: &ApplyOptions,
     run_id: &str,
+    held: Held<'_>,
     stop: &CancellationToken,
     on_progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<ApplySummary, ApplyError> {
@@ -182,9 +236,11 @@ pub async fn execute<W: GroupWriter>(
             .filter(|item| item.action == Action::Delete)
             .filter_map(move |item| Some((&account.id, rules?, item, item.observed.as_ref()?)))
     });
+    // (account, the group, held off, how the deletion ended)
     type Finished<'g> = (
         AccountId,
         &'g ObservedGroup,
+        bool,
         Result<Option<DeletionOutcome>, JournalError>,
     );
     let results: Vec<Finished<'_>> = futures_util::stream::iter(candidates)
@@ -192,6 +248,11 @@ pub async fn execute<W: GroupWriter>(
             let deletion = &deletion;
             let halt = &halt;
             async move {
+                // Asked right before the deletion would start, so that a hold decided
+                // during the execution (the daemon's suspend file) stops what follows.
+                if !halt.is_cancelled() && held(account, group) {
+                    return (account.clone(), group, true, Ok(None));
+                }
                 let result = deletion.run(account, rules, item, group).await;
                 match &result {
                     Ok(Some(outcome)) => on_progress(Progress {
@@ -202,7 +263,7 @@ pub async fn execute<W: GroupWriter>(
                     Ok(None) => {}
                     Err(_) => halt.cancel(),
                 }
-                (account.clone(), group, result)
+                (account.clone(), group, false, result)
             }
         })
         .buffer_unordered(options.concurrency.max(1))
@@ -210,9 +271,14 @@ pub async fn execute<W: GroupWriter>(
         .await;
 
     let mut journal_error = None;
-    for (account, group, result) in results {
+    for (account, group, held_off, result) in results {
         let tally = summary.accounts.entry(account.clone()).or_default();
         let outcome = match result {
+            Ok(_) if held_off => {
+                // Held off by design, not attempted: the plan's item stands as it was.
+                tally.held_off += 1;
+                continue;
+            }
             Ok(outcome) => {
                 tally.count(outcome.as_ref());
                 outcome
@@ -221,6 +287,7 @@ pub async fn execute<W: GroupWriter>(
                 tally.failed += 1;
                 let outcome = DeletionOutcome::Failed {
                     error: format!("not deleted: {e}"),
+                    refused: None,
                 };
                 journal_error.get_or_insert(e);
                 Some(outcome)
@@ -274,9 +341,9 @@ impl<W: GroupWriter> Deletion<'_, W> {
                 }
                 Err(e) => {
                     tracing::warn!(%account, group = %fresh.id, error = %e, "cannot back up members; not deleting");
-                    return Ok(Some(DeletionOutcome::Failed {
-                        error: format!("cannot back up members: {e}"),
-                    }));
+                    return Ok(Some(DeletionOutcome::failed(format!(
+                        "cannot back up members: {e}"
+                    ))));
                 }
             }
         } else {
@@ -301,7 +368,17 @@ impl<W: GroupWriter> Deletion<'_, W> {
             DeletionOutcome::AlreadyAbsent => {
                 tracing::info!(%account, group = %fresh.id, "group already absent (404 on delete, confirmed)");
             }
-            DeletionOutcome::Failed { error } | DeletionOutcome::Moved { reason: error } => {
+            DeletionOutcome::Failed {
+                refused: Some(refusal),
+                ..
+            } => {
+                tracing::warn!(
+                    %account, group = %fresh.id, name = %Quoted(&fresh.name),
+                    status = refusal.status, code = ?refusal.code, hint = %refusal.hint,
+                    "delete refused for good: {}", refusal.answer()
+                );
+            }
+            DeletionOutcome::Failed { error, .. } | DeletionOutcome::Moved { reason: error } => {
                 tracing::warn!(%account, group = %fresh.id, %error, "delete failed");
             }
         }
@@ -340,8 +417,8 @@ impl<W: GroupWriter> Deletion<'_, W> {
         item: &PlanItem,
         planned: &ObservedGroup,
     ) -> Result<ObservedGroup, DeletionOutcome> {
-        let unreadable = |e: crate::writer::WriteError| DeletionOutcome::Failed {
-            error: format!("cannot read the group before deleting it: {e}"),
+        let unreadable = |e: crate::writer::WriteError| {
+            DeletionOutcome::failed(format!("cannot read the group before deleting it: {e}"))
         };
         let (fresh, named) = if item.matched_by == Some(MatchedBy::Name) {
             let named = self
@@ -391,15 +468,13 @@ impl<W: GroupWriter> Deletion<'_, W> {
         match (self.writer.get_group(account, &group.id).await, answer) {
             (Ok(None), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::AlreadyAbsent,
             (Ok(None), _) => DeletionOutcome::Deleted,
-            (Ok(Some(_)), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::Failed {
-                error: "the DELETE answered 404, but the group still exists".to_owned(),
-            },
+            (Ok(Some(_)), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::failed(
+                "the DELETE answered 404, but the group still exists".to_owned(),
+            ),
             (Ok(Some(_)), answer) => answer,
-            (Err(e), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::Failed {
-                error: format!(
-                    "the DELETE answered 404, and the group could not be read to confirm it: {e}"
-                ),
-            },
+            (Err(e), DeletionOutcome::AlreadyAbsent) => DeletionOutcome::failed(format!(
+                "the DELETE answered 404, and the group could not be read to confirm it: {e}"
+            )),
             (Err(_), answer) => answer,
         }
     }

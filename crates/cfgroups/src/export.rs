@@ -153,6 +153,7 @@ pub fn desired_spec(listed: &Listed, labels: &Labels) -> FileSpec {
                     protect: Vec::new(),
                     unmanaged: None,
                     max_deletes: None,
+                    suspend: None,
                     groups: groups
                         .iter()
                         .map(|group| GroupSpec {
@@ -166,6 +167,7 @@ pub fn desired_spec(listed: &Listed, labels: &Labels) -> FileSpec {
                 }
             })
             .collect(),
+        notify: None,
     }
 }
 

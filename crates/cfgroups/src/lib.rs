@@ -13,11 +13,14 @@
 //! - [`saved_plan`]: the deletions a reviewed plan allows, for `plan --out` / `apply --plan`;
 //! - [`journal`]: the append-only record of every deletion, with backups for restores;
 //! - [`writer`]: the write operations as a trait, the seam between executor and HTTP;
+//! - [`refusal`]: deletions Cloudflare will never allow (SCIM-provisioned groups, a token
+//!   without write permission): permanent failures and their hints;
 //! - [`apply`]: carrying out a plan's deletions: back up, journal, delete;
 //! - [`after_deletions`]: the plan as it stands after a cycle's deletions, for reports;
 //! - [`reconcile`]: the one pipeline `apply` and the daemon share: list, settle, plan, execute;
 //! - [`restore`]: recreating a deleted group from its journal backup;
 //! - [`export`]: what exists, written as a desired-state file or a snapshot;
+//! - [`notify`]: notifications to webhooks and Slack: events, deduplication, delivery;
 //! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd,
 //!   leader election;
 //! - [`state_dir`]: where the journal and reports are kept;
@@ -35,10 +38,12 @@ pub mod export;
 pub mod hint;
 pub mod journal;
 pub mod model;
+pub mod notify;
 pub mod permissions;
 pub mod plan;
 pub mod protect;
 pub mod reconcile;
+pub mod refusal;
 pub mod report;
 pub mod restore;
 pub mod saved_plan;

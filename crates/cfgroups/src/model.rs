@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+use crate::refusal::Refusal;
+
 /// Why a string was refused as a Cloudflare identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{kind} id {value:?} is not 32 lowercase hexadecimal characters")]
@@ -222,14 +224,38 @@ pub enum DeletionOutcome {
     Deleted,
     /// The group was already gone (HTTP 404): what was wanted.
     AlreadyAbsent,
-    /// The group may still exist: the error says why.
-    Failed { error: String },
+    /// The group may still exist: the error says why. `refused` is set when Cloudflare
+    /// refused for good (asking again fails the same way): see [`crate::refusal`].
+    Failed {
+        error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<Refusal>,
+    },
     /// Not deleted: the group read right before its DELETE was no longer the one planned
     /// (renamed, protected, its name now shared); the next plan decides again.
     Moved { reason: String },
 }
 
 impl DeletionOutcome {
+    /// A failure that may pass (or whose nature is unknown): `error` says what happened.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self::Failed {
+            error: error.into(),
+            refused: None,
+        }
+    }
+
+    /// Cloudflare's permanent refusal, when this is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Failed {
+                refused: Some(refusal),
+                ..
+            } => Some(refusal),
+            _ => None,
+        }
+    }
+
     /// The outcome's name in metrics labels and summaries.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -7,7 +7,8 @@
 //! - only groups declared `absent`, or unmanaged under `unmanaged: delete`, are candidates
 //!   (rule 2);
 //! - protected groups and names matching several groups are blocked (rule 4);
-//! - more candidates than `max_deletes` blocks every one of them, unless forced (rule 5).
+//! - more candidates than `max_deletes` blocks every one of them, unless forced (rule 5);
+//! - a suspended account deletes nothing: what it would delete is `blocked` (`suspended`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -66,6 +67,9 @@ pub enum BlockReason {
     /// Not declared itself, but its name is the name a declaration gives another group (by
     /// id); pruning it would be a guess about which group the file means.
     NameOfAnotherDeclaredGroup { declared_id: GroupId },
+    /// The account is suspended (`suspend: true`, or the daemon's `--suspend-file`): listed
+    /// and reported, nothing deleted. `by` says which.
+    Suspended { by: String },
 }
 
 /// One group's line in the plan.
@@ -149,6 +153,9 @@ pub struct AccountPlan {
     pub unmanaged: UnmanagedPolicy,
     pub max_deletes: u32,
     pub listing: Listing,
+    /// Why the account is suspended (nothing in it is deleted), when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
     /// Unmanaged groups left alone silently under `unmanaged: ignore`.
     pub ignored: usize,
     /// Sorted by action, then name, then id.
@@ -264,6 +271,7 @@ fn failed(account: &DesiredAccount, failure: &ListingFailure) -> AccountPlan {
         unmanaged: account.unmanaged,
         max_deletes: account.max_deletes,
         listing: Listing::failed(failure),
+        suspended: account.suspended.clone(),
         ignored: 0,
         items: Vec::new(),
     }
@@ -524,6 +532,14 @@ fn plan_account(
         }
     }
 
+    // Suspended: every deletion still planned is held back, and shown for what it would be.
+    if let Some(by) = &account.suspended {
+        for item in items.iter_mut().filter(|i| i.action == Action::Delete) {
+            item.action = Action::Blocked;
+            item.blocked = Some(BlockReason::Suspended { by: by.clone() });
+        }
+    }
+
     items.sort_by(|a, b| (a.action, &a.name, &a.id).cmp(&(b.action, &b.name, &b.id)));
     AccountPlan {
         id: account.id.clone(),
@@ -533,6 +549,7 @@ fn plan_account(
         listing: Listing::Ok {
             groups: groups.len(),
         },
+        suspended: account.suspended.clone(),
         ignored,
         items,
     }
@@ -661,6 +678,7 @@ mod tests {
             unmanaged: UnmanagedPolicy::Report,
             max_deletes: 10,
             listing: Listing::failed(&ListingFailure::new("boom".to_owned())),
+            suspended: None,
             ignored: 0,
             items: Vec::new(),
         };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{self, ApplyError, ApplyOptions, ApplySummary, Progress};
+use crate::apply::{self, ApplyError, ApplyOptions, ApplySummary, Held, NEVER_HELD, Progress};
 use crate::config::DesiredState;
 use crate::journal::{self, Journal, JournalError, Record};
 use crate::model::{AccountId, ListingFailure, Observed};
@@ -146,6 +146,18 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         stop: &CancellationToken,
         on_progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<ApplySummary, ApplyError> {
+        self.execute_holding(cycle, NEVER_HELD, stop, on_progress)
+            .await
+    }
+
+    /// [`execute`](Self::execute), except the deletions `held` holds off.
+    pub async fn execute_holding(
+        &self,
+        cycle: &Cycle,
+        held: Held<'_>,
+        stop: &CancellationToken,
+        on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<ApplySummary, ApplyError> {
         apply::execute(
             &cycle.plan,
             &cycle.desired,
@@ -153,6 +165,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
             &self.journal,
             &self.options.apply,
             &cycle.run_id,
+            held,
             stop,
             on_progress,
         )
@@ -160,11 +173,13 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
     }
 
     /// A whole unattended cycle, as the daemon runs it: observe (abandoned at once when
-    /// `stop` is cancelled, since listing changes nothing), then, unless `dry_run`, execute.
+    /// `stop` is cancelled, since listing changes nothing), then, unless `dry_run`, execute
+    /// every deletion but those `held` holds off.
     pub async fn reconcile(
         &self,
         desired: &DesiredState,
         dry_run: bool,
+        held: Held<'_>,
         stop: &CancellationToken,
         on_progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<Reconciled, JournalError> {
@@ -174,7 +189,7 @@ impl<S: GroupSource, W: GroupWriter> Pipeline<S, W> {
         };
         let act = !dry_run && !stop.is_cancelled() && cycle.plan.deletions().next().is_some();
         let applied = if act {
-            Some(self.execute(&cycle, stop, on_progress).await)
+            Some(self.execute_holding(&cycle, held, stop, on_progress).await)
         } else {
             None
         };
@@ -371,6 +386,16 @@ mod tests {
             if crash == Crash::Refused {
                 return DeletionOutcome::Failed {
                     error: "HTTP 403: SCIM-managed".to_owned(),
+                    refused: Some(crate::refusal::Refusal::new(
+                        403,
+                        &crate::cloudflare::ApiErrors(vec![crate::cloudflare::ApiError {
+                            code: 1010,
+                            message: "provisioned by SCIM".to_owned(),
+                            documentation_url: None,
+                            source: None,
+                            error_chain: None,
+                        }]),
+                    )),
                 };
             }
             if !matches!(crash, Crash::BeforeDelete | Crash::LyingNotFound) {
@@ -383,9 +408,7 @@ mod tests {
                     unreachable!("a crashed process answers nothing")
                 }
                 Crash::LyingNotFound => DeletionOutcome::AlreadyAbsent,
-                Crash::FailedButDone => DeletionOutcome::Failed {
-                    error: "connection reset".to_owned(),
-                },
+                Crash::FailedButDone => DeletionOutcome::failed("connection reset"),
                 Crash::No | Crash::Refused => DeletionOutcome::Deleted,
             }
         }

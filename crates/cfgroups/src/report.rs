@@ -204,6 +204,7 @@ fn blocked_text(reason: &BlockReason) -> String {
         BlockReason::NameOfAnotherDeclaredGroup { declared_id } => format!(
             "its name is declared for group {declared_id}; declare this group by id to decide"
         ),
+        BlockReason::Suspended { by } => format!("account suspended ({})", Escaped(by)),
     }
 }
 
@@ -249,6 +250,9 @@ pub fn text_for(command: &str, plan: &Plan, source: &str) -> String {
                     let _ = writeln!(out, "    hint: {}", Escaped(hint));
                 }
                 let _ = writeln!(out, "    no deletions for this account this cycle");
+                if let Some(by) = &account.suspended {
+                    let _ = writeln!(out, "    suspended ({})", Escaped(by));
+                }
                 continue;
             }
             Listing::Ok { groups } => {
@@ -259,6 +263,14 @@ pub fn text_for(command: &str, plan: &Plan, source: &str) -> String {
                     account.max_deletes
                 );
             }
+        }
+        if let Some(by) = &account.suspended {
+            let yellow = symbol(Action::Blocked).1;
+            let _ = writeln!(
+                out,
+                "  {yellow}|| suspended{yellow:#} ({}): listed and reported, nothing is deleted",
+                Escaped(by)
+            );
         }
         let drift: Vec<&PlanItem> = account
             .items
@@ -372,6 +384,12 @@ pub fn markdown(plan: &Plan, source: &str) -> String {
             .iter()
             .filter(|i| i.action != Action::InSync)
             .collect();
+        let suspended = account.suspended.as_ref().map(|by| {
+            format!(
+                ":pause_button: **Suspended** ({}): listed and reported, nothing is deleted.\n",
+                md(&Escaped(by).to_string())
+            )
+        });
         if let Listing::ListingFailed { error, hint, .. } = &account.listing {
             let _ = writeln!(
                 out,
@@ -382,12 +400,21 @@ pub fn markdown(plan: &Plan, source: &str) -> String {
             if let Some(hint) = hint {
                 let _ = writeln!(out, "\nHint: {}", md(&Escaped(hint).to_string()));
             }
+            if let Some(suspended) = &suspended {
+                let _ = write!(out, "\n{suspended}");
+            }
             continue;
+        }
+        if drift.is_empty() && suspended.is_none() {
+            continue;
+        }
+        let _ = writeln!(out, "\n#### {}\n", md(&account_title(account)));
+        if let Some(suspended) = &suspended {
+            let _ = writeln!(out, "{suspended}");
         }
         if drift.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n#### {}\n", md(&account_title(account)));
         out.push_str("| Action | Group | Id | Why |\n|---|---|---|---|\n");
         for item in drift {
             let id = item
@@ -508,6 +535,46 @@ mod tests {
                 "{out}"
             );
         }
+    }
+
+    #[test]
+    fn a_suspended_account_says_so_in_every_format() {
+        let yaml = "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    suspend: true\n    groups:\n      - {name: Ops, state: absent}\n";
+        let desired = crate::config::parse(yaml, std::path::Path::new("g.yaml")).unwrap();
+        let account: AccountId = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        let group = ObservedGroup {
+            id: "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a".parse().unwrap(),
+            name: "Ops".to_owned(),
+            created_on: None,
+            modified_on: None,
+            policies: None,
+        };
+        let observed = crate::model::Observed::from([(account, Ok(vec![group]))]);
+        let plan = plan(&desired, &observed, PlanOptions::default());
+        let text = anstream::adapter::strip_str(&render(&plan, "s", Format::Text)).to_string();
+        assert!(
+            text.contains(
+                "|| suspended (suspend: true in g.yaml): listed and reported, nothing is deleted"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("account suspended (suspend: true in g.yaml)"),
+            "{text}"
+        );
+        let markdown = render(&plan, "s", Format::Markdown);
+        assert!(
+            markdown.contains(":pause_button: **Suspended**"),
+            "{markdown}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&plan, "s", Format::Json)).unwrap();
+        assert_eq!(json["accounts"][0]["suspended"], "suspend: true in g.yaml");
+        assert_eq!(
+            json["accounts"][0]["items"][0]["blocked"]["kind"],
+            "suspended"
+        );
+        assert_eq!(json["summary"]["delete"], 0);
     }
 
     #[test]

@@ -189,7 +189,7 @@ fn decide(
 ) -> Result<Decision, RestoreError> {
     match outcome {
         Some(DeletionOutcome::Deleted | DeletionOutcome::AlreadyAbsent) => {}
-        Some(DeletionOutcome::Failed { error } | DeletionOutcome::Moved { reason: error }) => {
+        Some(DeletionOutcome::Failed { error, .. } | DeletionOutcome::Moved { reason: error }) => {
             return Err(RestoreError::DeleteFailed {
                 group: group.clone(),
                 error: error.clone(),

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::cloudflare::{self, Client};
 use crate::model::{AccountId, DeletionOutcome, GroupId, ObservedGroup};
+use crate::refusal::Refusal;
 
 /// What kind of failure a write met: what the caller may conclude from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub trait GroupWriter: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Value>, WriteError>> + Send;
 
     /// Deletes `group`: [`DeletionOutcome::Deleted`], [`DeletionOutcome::AlreadyAbsent`] (a
-    /// 404), or [`DeletionOutcome::Failed`] with the error.
+    /// 404), or [`DeletionOutcome::Failed`] with the error, and with Cloudflare's refusal when
+    /// it refused for good ([`crate::refusal`]).
     fn delete_group(
         &self,
         account: &AccountId,
@@ -137,6 +139,7 @@ impl GroupWriter for Client {
         Client::delete_group(self, account, group)
             .await
             .unwrap_or_else(|error| DeletionOutcome::Failed {
+                refused: Refusal::from_error(&error),
                 error: error.to_string(),
             })
     }

@@ -45,6 +45,10 @@ pub struct AccountConfig {
     pub unmanaged: Option<&'static str>,
     pub max_deletes: Option<u32>,
     pub protect: Vec<String>,
+    /// `label:`, none when `None`.
+    pub label: Option<String>,
+    /// `suspend:`, none when `None`.
+    pub suspend: Option<bool>,
     /// `(name, id, state)` of every declared group.
     pub groups: Vec<(Option<String>, Option<GroupId>, &'static str)>,
 }
@@ -56,8 +60,21 @@ impl AccountConfig {
             unmanaged: None,
             max_deletes: None,
             protect: Vec::new(),
+            label: None,
+            suspend: None,
             groups: Vec::new(),
         }
+    }
+
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = Some(label.to_owned());
+        self
+    }
+
+    /// `suspend: true` or `false`.
+    pub fn suspend(mut self, suspend: bool) -> Self {
+        self.suspend = Some(suspend);
+        self
     }
 
     pub fn unmanaged(mut self, policy: &'static str) -> Self {
@@ -104,6 +121,12 @@ pub fn config_text(accounts: &[AccountConfig]) -> String {
     let mut text = String::from("version: 1\naccounts:\n");
     for account in accounts {
         let _ = writeln!(text, "  - id: {}", account.id);
+        if let Some(label) = &account.label {
+            let _ = writeln!(text, "    label: {label:?}");
+        }
+        if let Some(suspend) = account.suspend {
+            let _ = writeln!(text, "    suspend: {suspend}");
+        }
         if let Some(unmanaged) = account.unmanaged {
             let _ = writeln!(text, "    unmanaged: {unmanaged}");
         }

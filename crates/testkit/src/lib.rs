@@ -21,6 +21,8 @@
 //! - [`lease_api`]: a fake of the Kubernetes Lease endpoints that enforces `resourceVersion`;
 //! - [`oracle`]: the deletion rules restated independently of the planner, for property
 //!   tests and fuzz targets.
+//! - [`receiver`]: a local HTTP receiver for notifications that records what it is sent and
+//!   answers 200, an error, or hangs.
 //!
 //! The most used items are re-exported here, so a test can `use testkit::*`.
 
@@ -35,6 +37,7 @@ pub mod lease_api;
 pub mod measure;
 pub mod oracle;
 pub mod paths;
+pub mod receiver;
 pub mod scenario;
 pub mod seeded;
 pub mod wait;

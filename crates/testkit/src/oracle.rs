@@ -16,6 +16,8 @@ pub struct World<'a> {
     pub protect: &'a [String],
     /// Whether the account's listing succeeded.
     pub listed: bool,
+    /// Whether the account is suspended (`suspend: true`, or the daemon's suspend file).
+    pub suspended: bool,
 }
 
 /// Why the rules forbid deleting `group`, or `None` when they allow it. `None` is also
@@ -24,6 +26,9 @@ pub struct World<'a> {
 pub fn forbidden(world: &World<'_>, group: &ObservedGroup) -> Option<&'static str> {
     if !world.listed {
         return Some("the listing failed (rule 1)");
+    }
+    if world.suspended {
+        return Some("the account is suspended");
     }
     if protected(world.protect, group) == Some(true) {
         return Some("protected (rule 4)");

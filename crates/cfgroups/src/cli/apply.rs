@@ -9,10 +9,11 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::notify::RunNotifications;
 use super::output::{confirm, print_out};
 use super::wait_notice::{self, Sink};
 use super::{ApplyArgs, Exit, connect};
-use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Progress};
+use crate::apply::{AccountTally, ApplyOptions, ApplySummary, Attempts, Progress};
 use crate::config::{self, DesiredState};
 use crate::journal::{JOURNAL_FILE, Journal, Record};
 use crate::model::DeletionOutcome;
@@ -20,7 +21,7 @@ use crate::plan::{self, BlockReason, Listing, Plan, PlanOptions};
 use crate::reconcile::{Pipeline, PipelineOptions};
 use crate::report;
 use crate::saved_plan::{self, SavedPlan};
-use crate::shown::Quoted;
+use crate::shown::{Escaped, Quoted};
 use crate::source::{self, CloudflareSource, GroupSource, SourceSpec};
 use crate::state_dir;
 
@@ -46,7 +47,9 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         client.budget().clone(),
         terminal.clone().map_or(Sink::Lines, Sink::Terminal),
     );
-    let path = state_dir::resolve(args.state.state_dir.clone()).join(JOURNAL_FILE);
+    let state_dir = state_dir::resolve(args.state.state_dir.clone());
+    let notifications = RunNotifications::start(args.notify, &desired, &state_dir)?;
+    let path = state_dir.join(JOURNAL_FILE);
     let journal = Arc::new(Journal::open(&path)?);
     let options = PipelineOptions {
         listing_concurrency: usize::from(args.source.concurrency),
@@ -70,12 +73,16 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         &cycle.plan,
         &pipeline.source().describe(),
     ))?;
+    say_suspended(&cycle.plan);
     if let Some(reviewed) = &reviewed {
         check_reviewed(reviewed, &desired, &cycle.plan)?;
     }
     let summary = cycle.plan.summary();
     if summary.delete == 0 {
         print_out("\nNothing to delete.\n")?;
+        if let Some(notifications) = notifications {
+            notifications.finish(&cycle.run_id, &cycle.plan, &[]).await;
+        }
         return Ok(verdict(&cycle.plan, None));
     }
     if !args.yes {
@@ -118,7 +125,21 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let bar = terminal
         .as_ref()
         .map(|terminal| terminal.add(progress_bar(summary.delete as u64)));
+    let refusals = std::sync::Mutex::new(Vec::new());
+    let attempts = Attempts::default();
     let on_progress = |progress: Progress<'_>| {
+        attempts.push(progress.account, progress.group, progress.outcome);
+        if let Some(refusal) = progress.outcome.refusal() {
+            refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!(
+                    "  {} {} {}: {refusal}",
+                    progress.account,
+                    progress.group.id,
+                    Quoted(&progress.group.name)
+                ));
+        }
         // Each group is named as it completes, as Terraform does: above the bar on a
         // terminal (the bar alone would take the names with it when it clears).
         let line = format!(
@@ -149,6 +170,20 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         )
     })?;
     print_out(&summary_text(&applied, &cycle.plan, journal))?;
+    let refusals = refusals
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !refusals.is_empty() {
+        print_out(&format!(
+            "Refused for good by Cloudflare (asking again fails the same way):\n{}\n",
+            refusals.join("\n")
+        ))?;
+    }
+    if let Some(notifications) = notifications {
+        notifications
+            .finish(&cycle.run_id, &cycle.plan, &attempts.into_inner())
+            .await;
+    }
     Ok(verdict(&cycle.plan, Some(&applied)))
 }
 
@@ -220,6 +255,7 @@ pub(crate) fn failure_reasons(plan: &Plan, applied: Option<&ApplySummary>) -> Ve
                 "group(s) changed since planned and were not deleted",
             ),
             (total.not_started, "deletion(s) not started"),
+            (total.held_off, "deletion(s) held off"),
         ] {
             if count > 0 {
                 reasons.push(format!("{count} {what}"));
@@ -238,6 +274,7 @@ fn block_word(reason: &BlockReason) -> &'static str {
         BlockReason::OverMaxDeletes { .. } => "over max_deletes",
         BlockReason::ConflictingDeclarations => "with conflicting declarations",
         BlockReason::NameOfAnotherDeclaredGroup { .. } => "named like another declared group",
+        BlockReason::Suspended { .. } => "in a suspended account",
     }
 }
 
@@ -247,6 +284,8 @@ async fn dry_run(
     desired: &DesiredState,
     reviewed: Option<&SavedPlan>,
 ) -> anyhow::Result<Exit> {
+    let state_dir = state_dir::resolve(args.state.state_dir.clone());
+    let notifications = RunNotifications::start(args.notify, desired, &state_dir)?;
     let source = connect::source(&args.source)?;
     let observed = source::list_accounts(
         &source,
@@ -256,10 +295,16 @@ async fn dry_run(
     .await;
     let plan = plan::plan(desired, &observed, PlanOptions { force: args.force });
     print_out(&report::text_for("apply", &plan, &source.describe()))?;
+    say_suspended(&plan);
     if let Some(reviewed) = reviewed {
         check_reviewed(reviewed, desired, &plan)?;
     }
     eprintln!("Dry run: nothing was deleted.");
+    if let Some(notifications) = notifications {
+        notifications
+            .finish(&crate::journal::new_run_id(), &plan, &[])
+            .await;
+    }
     let unlisted = plan.summary().listing_failed;
     Ok(if unlisted > 0 {
         eprintln!("error: {unlisted} account(s) could not be listed.");
@@ -298,6 +343,27 @@ fn check_reviewed(
     Ok(())
 }
 
+/// `apply` honours `suspend:`: a suspended account's deletions are reported `blocked`
+/// (`suspended`) and not carried out, while the other accounts go ahead; said here once more
+/// on stderr, since a pause must not go unnoticed.
+fn say_suspended(plan: &Plan) {
+    for account in &plan.accounts {
+        let Some(by) = &account.suspended else {
+            continue;
+        };
+        let withheld = account
+            .items
+            .iter()
+            .filter(|i| matches!(i.blocked, Some(BlockReason::Suspended { .. })))
+            .count();
+        eprintln!(
+            "Account {} is suspended ({}): nothing in it is deleted; {withheld} deletion(s) withheld.",
+            account.id,
+            Escaped(by)
+        );
+    }
+}
+
 /// Says what the fresh listing settled of what earlier runs left open (an intent without an
 /// outcome after a crash, a failed delete whose group is gone all the same).
 fn say_settled(settled: &[Record]) {
@@ -328,7 +394,11 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 fn outcome_words(outcome: &DeletionOutcome) -> String {
     match outcome {
-        DeletionOutcome::Failed { error } => format!("failed ({error})"),
+        DeletionOutcome::Failed {
+            refused: Some(refusal),
+            ..
+        } => format!("failed ({refusal})"),
+        DeletionOutcome::Failed { error, .. } => format!("failed ({error})"),
         other => other.as_str().replace('_', "-"),
     }
 }
@@ -336,8 +406,17 @@ fn outcome_words(outcome: &DeletionOutcome) -> String {
 fn summary_text(applied: &ApplySummary, plan: &Plan, journal: &std::path::Path) -> String {
     let line = |t: &AccountTally| {
         format!(
-            "{} deleted, {} already absent, {} failed, {} blocked, {} changed since planned, {} not started",
-            t.deleted, t.already_absent, t.failed, t.blocked, t.moved, t.not_started
+            "{} deleted, {} already absent, {} failed{}, {} blocked, {} changed since planned, {} not started",
+            t.deleted,
+            t.already_absent,
+            t.failed,
+            match t.refused {
+                0 => String::new(),
+                n => format!(" ({n} refused for good)"),
+            },
+            t.blocked,
+            t.moved,
+            t.not_started
         )
     };
     let mut text = format!("\nApply: {}.\n", line(&applied.total()));

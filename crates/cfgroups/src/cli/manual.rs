@@ -47,6 +47,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "The desired-state file or directory (--config).",
     ),
     (
+        "CFGROUPS_SUSPEND_FILE",
+        "run --suspend-file: while anything exists at this path, every account is suspended \
+         (listed and reported, nothing deleted).",
+    ),
+    (
         "CFGROUPS_LEADER_ELECTION, CFGROUPS_LOCK_NAME, CFGROUPS_LEASE_DURATION, \
          CFGROUPS_RENEW_DEADLINE, CFGROUPS_RETRY_PERIOD",
         "run's leader-election flags of the same names.",

@@ -8,6 +8,7 @@ mod election;
 mod export;
 mod journal;
 mod manual;
+mod notify;
 mod output;
 mod plan;
 mod run;
@@ -306,6 +307,12 @@ pub struct ApplyArgs {
     /// backup and the DELETE); the request budget still bounds how many requests go.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub apply_concurrency: u16,
+    /// Send notifications through the config's `notify:` sinks, as the daemon does: each
+    /// deletion, failure, block, failed listing, suspension and the drift (this run has no
+    /// memory of earlier ones, so every current problem is sent). Waits up to 30s for
+    /// delivery at the end; a sink whose URL cannot be used stops the apply before it starts.
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +346,12 @@ pub struct RunArgs {
     /// Skip the members backup before each deletion.
     #[arg(long)]
     pub no_backup_members: bool,
+    /// While anything exists at PATH, every account is suspended: listed and reported,
+    /// nothing deleted (an emergency brake without a commit: `touch PATH`; remove it to
+    /// resume at the next cycle, or send SIGHUP to resume at once). Checked before every cycle
+    /// and watched during one: deletions not yet started when it appears do not start.
+    #[arg(long, env = "CFGROUPS_SUSPEND_FILE", value_name = "PATH")]
+    pub suspend_file: Option<PathBuf>,
     /// How long file events in the config's directory are coalesced before the config is
     /// re-read; at least 10ms. New content is taken only once it is complete: renamed into
     /// place, or closed by its writer; a pause in a write is never taken for its end.

@@ -16,8 +16,12 @@ use crate::apply::ApplyOptions;
 use crate::config;
 use crate::daemon::controller::{Controller, ControllerOptions, Telemetry, Wakers};
 use crate::daemon::election::{Election, LeaderWriter, Leadership};
+use crate::daemon::guards::Guards;
+use crate::daemon::refused::RefusedDeletions;
+use crate::daemon::suspend::SuspendFile;
 use crate::daemon::{ConfigWatcher, Health, Metrics, rate_limit, serve, systemd};
 use crate::journal::{JOURNAL_FILE, Journal};
+use crate::notify::{self, Notifier, Policy};
 use crate::plan::PlanOptions;
 use crate::reconcile::{Pipeline, PipelineOptions};
 use crate::source::CloudflareSource;
@@ -43,6 +47,19 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         }
     };
     let _rate_limit_watch = rate_limit::watch(client.budget().clone(), metrics.clone());
+    // Notifications: every sink's URL must be usable at start (a typo in a variable name is
+    // better found now than at the first deletion).
+    let notifier = if desired.notify.is_empty() {
+        None
+    } else {
+        notify::check_urls(&desired.notify)?;
+        let observer = Arc::new(metrics.guards().clone());
+        Some(Notifier::start(
+            &desired.notify,
+            observer,
+            Policy::default(),
+        )?)
+    };
     let health = Health::new(args.interval);
     let server = serve(args.listen, health.clone(), metrics.clone())
         .await
@@ -83,12 +100,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     );
     let options = ControllerOptions {
         config: args.config.config.clone(),
-        state_dir,
+        state_dir: state_dir.clone(),
         dry_run: args.dry_run,
         interval: args.interval,
         debounce: args.debounce,
     };
-    let controller = Controller::new(options, desired, pipeline, telemetry, stop, leadership);
+    let guards = Guards::new(
+        RefusedDeletions::default(),
+        args.suspend_file.clone().map(SuspendFile::new),
+    )
+    .with_notifier(notifier, state_dir);
+    let controller = Controller::new(options, desired, pipeline, telemetry, stop, leadership)
+        .with_guards(guards);
     if let Err(e) = systemd::notify_ready() {
         tracing::warn!(error = %e, "systemd readiness notification failed");
     }

@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod lenient;
 mod locate;
+pub mod notify;
 mod numeric;
 pub mod schema;
 
@@ -23,9 +24,10 @@ use sha2::{Digest, Sha256};
 pub use error::{ConfigError, ConfigErrors};
 pub use files::MAX_FILE_BYTES;
 pub use locate::Position;
+pub use notify::{SinkConfig, UrlSource};
 pub use schema::{
-    AccountSpec, CONFIG_VERSION, DEFAULT_MAX_DELETES, DefaultsSpec, FileSpec, GroupSpec,
-    UnmanagedPolicy,
+    AccountSpec, CONFIG_VERSION, DEFAULT_MAX_DELETES, DefaultsSpec, EventKind, FileSpec, GroupSpec,
+    NotifySpec, SinkKind, SinkSpec, UnmanagedPolicy,
 };
 
 use crate::model::{AccountId, GroupId, GroupState};
@@ -44,6 +46,8 @@ pub struct DesiredState {
     pub content_hash: String,
     /// SHA-256 of each file's content, by file: which files a change touched.
     pub file_hashes: BTreeMap<PathBuf, String>,
+    /// The notification sinks of every file's `notify:` section, in file order.
+    pub notify: Vec<SinkConfig>,
 }
 
 /// One account's desired groups and the rules that guard them.
@@ -57,6 +61,9 @@ pub struct DesiredAccount {
     pub groups: Vec<DesiredGroup>,
     /// The file that declares the account.
     pub file: PathBuf,
+    /// Why the account is suspended (listed and reported, nothing deleted), for people:
+    /// `suspend: true in groups.yaml`; `None` when it is not.
+    pub suspended: Option<String>,
 }
 
 /// One declared group: a name, an id, or both, and whether it should exist.
@@ -122,6 +129,8 @@ fn from_documents(
     let mut file_hashes = BTreeMap::new();
     // Where each account was first declared: (document, account index).
     let mut declared_in: HashMap<AccountId, (usize, usize)> = HashMap::new();
+    // Every sink, with where it was declared: (document, sink index, sink).
+    let mut sinks: Vec<(usize, usize, SinkConfig)> = Vec::new();
 
     for (document, (file, text)) in documents.iter().enumerate() {
         let text = files::strip_bom(text);
@@ -134,7 +143,31 @@ fn from_documents(
             format!("{:x}", Sha256::digest(text.as_bytes())),
         );
         let mut ctx = FileContext::new(file, text);
-        for (index, account) in parse_file(&mut ctx) {
+        let (parsed, file_sinks) = parse_file(&mut ctx);
+        for (index, sink) in file_sinks {
+            match sinks
+                .iter()
+                .find(|(_, _, s): &&(usize, usize, SinkConfig)| s.name == sink.name)
+            {
+                Some((first_document, first_index, _)) => {
+                    let (first_file, first_text) = &documents[*first_document];
+                    let at = Locator::new(files::strip_bom(first_text))
+                        .find(&format!("notify.sinks[{first_index}].name"))
+                        .map(|p| format!(":{}:{}", p.line, p.column))
+                        .unwrap_or_default();
+                    ctx.error(
+                        &format!("notify.sinks[{index}].name"),
+                        format!(
+                            "sink {:?} is already declared in {}{at}",
+                            sink.name,
+                            first_file.display()
+                        ),
+                    );
+                }
+                None => sinks.push((document, index, sink)),
+            }
+        }
+        for (index, account) in parsed {
             match declared_in.get(&account.id) {
                 Some(&(first_document, first_index)) => {
                     let (first_file, first_text) = &documents[first_document];
@@ -169,6 +202,7 @@ fn from_documents(
             files: documents.iter().map(|(file, _)| file.clone()).collect(),
             content_hash: format!("{:x}", hasher.finalize()),
             file_hashes,
+            notify: sinks.into_iter().map(|(_, _, sink)| sink).collect(),
         })
     } else {
         Err(ConfigErrors(errors))
@@ -288,11 +322,15 @@ fn unknown_field(message: &str) -> Option<&str> {
     message.strip_prefix("unknown field `")?.split('`').next()
 }
 
-/// Parses and checks one file, returning its valid accounts with their index in the file.
-fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
+/// What one file declares: its valid accounts and notification sinks, each with its index.
+type Parsed = (Vec<(usize, DesiredAccount)>, Vec<(usize, SinkConfig)>);
+
+/// Parses and checks one file, returning its valid accounts and sinks with their index in
+/// the file.
+fn parse_file(ctx: &mut FileContext<'_>) -> Parsed {
     if let Err(too_deep) = yaml_guard::check_depth(ctx.text) {
         ctx.error("", format!("invalid YAML: {too_deep}"));
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let value: serde_yaml::Value = match serde_yaml::from_str(ctx.text) {
         Ok(value) => value,
@@ -307,7 +345,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
                         field: Some(field),
                     });
                 }
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
             let position = e.location().map(|l| Position {
                 line: l.line(),
@@ -325,7 +363,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
                 field: None,
                 message: format!("invalid YAML: {message}"),
             });
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     if value.is_null() {
@@ -333,10 +371,11 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
             "",
             "the file is empty: it must declare `version: 1` and `accounts`",
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
-    let Some((spec, _)) = ctx.typed::<FileSpec<serde_yaml::Value>>("", value) else {
-        return Vec::new();
+    let Some((spec, _)) = ctx.typed::<FileSpec<serde_yaml::Value, serde_yaml::Value>>("", value)
+    else {
+        return (Vec::new(), Vec::new());
     };
     if spec.version != CONFIG_VERSION {
         ctx.error(
@@ -346,12 +385,25 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
                 spec.version
             ),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     if spec.accounts.is_empty() {
         ctx.error("accounts", "the file declares no accounts");
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
+    let sinks = spec
+        .notify
+        .and_then(|raw| ctx.typed::<NotifySpec>("notify", raw))
+        .map(|(notify, _)| match notify::resolve(notify, ctx.file) {
+            Ok(sinks) => sinks.into_iter().enumerate().collect(),
+            Err(problems) => {
+                for (field, message) in problems {
+                    ctx.error(&field, message);
+                }
+                Vec::new()
+            }
+        })
+        .unwrap_or_default();
     let default_protect = check_protect(ctx, "defaults.protect", &spec.defaults.protect);
     let mut accounts = Vec::new();
     for (index, raw) in spec.accounts.into_iter().enumerate() {
@@ -367,7 +419,7 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Vec<(usize, DesiredAccount)> {
             accounts.push((index, account));
         }
     }
-    accounts
+    (accounts, sinks)
 }
 
 /// Checks a protect list's globs; `true` when every pattern compiles.
@@ -473,8 +525,21 @@ fn resolve_account(
             .unwrap_or(DEFAULT_MAX_DELETES),
         protect: protect?,
         groups,
+        suspended: suspension(ctx.file, defaults.suspend, account.suspend),
         file: ctx.file.to_owned(),
     })
+}
+
+/// Why an account is suspended, from its own `suspend` and the file's default.
+fn suspension(file: &Path, defaults: Option<bool>, own: Option<bool>) -> Option<String> {
+    match (own, defaults) {
+        (Some(true), _) => Some(format!("suspend: true in {}", file.display())),
+        (None, Some(true)) => Some(format!(
+            "suspend: true in the defaults of {}",
+            file.display()
+        )),
+        _ => None,
+    }
 }
 
 fn line_note(ctx: &FileContext<'_>, field: &str) -> String {
@@ -589,6 +654,99 @@ mod tests {
             shown[0].contains("accounts[0].groups[0].name: YAML reads the unquoted 2024"),
             "{shown:?}"
         );
+    }
+
+    #[test]
+    fn suspend_is_inherited_from_defaults_and_overridden_per_account() {
+        let other = "0000000000000000000000000000beef";
+        let third = "0000000000000000000000000000cafe";
+        let text = format!(
+            "version: 1\ndefaults:\n  suspend: true\naccounts:\n  - id: {ACCOUNT}\n  - id: {other}\n    suspend: false\n"
+        );
+        let state = parse(&text, Path::new("groups.yaml")).unwrap();
+        assert_eq!(
+            state.accounts[0].suspended.as_deref(),
+            Some("suspend: true in the defaults of groups.yaml")
+        );
+        assert_eq!(state.accounts[1].suspended, None);
+        let text = format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    suspend: true\n  - id: {third}\n"
+        );
+        let state = parse(&text, Path::new("groups.yaml")).unwrap();
+        assert_eq!(
+            state.accounts[0].suspended.as_deref(),
+            Some("suspend: true in groups.yaml")
+        );
+        assert_eq!(state.accounts[1].suspended, None);
+        let shown = errors(&format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\n    suspend: maybe\n"
+        ));
+        assert!(
+            shown[0].starts_with("groups.yaml:4:5: accounts[0].suspend: invalid type"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn notify_sinks_are_read_from_every_file_and_named_once() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let sink = |name: &str| {
+            format!(
+                "notify:\n  sinks:\n    - name: {name}\n      kind: slack\n      url_env: HOOK\n      events: [deleted]\n"
+            )
+        };
+        std::fs::write(
+            tmp.path().join("a.yaml"),
+            format!("version: 1\naccounts:\n  - id: {ACCOUNT}\n{}", sink("ops")),
+        )
+        .unwrap();
+        std::fs::write(
+            tmp.path().join("b.yaml"),
+            format!(
+                "version: 1\naccounts:\n  - id: 0000000000000000000000000000beef\n{}",
+                sink("audit")
+            ),
+        )
+        .unwrap();
+        let state = load(tmp.path()).unwrap();
+        let names: Vec<&str> = state.notify.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ops", "audit"]);
+
+        std::fs::write(
+            tmp.path().join("b.yaml"),
+            format!(
+                "version: 1\naccounts:\n  - id: 0000000000000000000000000000beef\n{}",
+                sink("ops")
+            ),
+        )
+        .unwrap();
+        let shown: Vec<String> = load(tmp.path())
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0]
+                .contains("b.yaml:6:7: notify.sinks[0].name: sink \"ops\" is already declared in")
+                && shown[0].contains("a.yaml:6:7"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_url_in_the_file_is_refused_at_its_line_without_repeating_it() {
+        let text = format!(
+            "version: 1\naccounts:\n  - id: {ACCOUNT}\nnotify:\n  sinks:\n    - name: ops\n      kind: webhook\n      url: https://hooks.example.com/T0/SECRET\n      events: [deleted]\n"
+        );
+        let shown = errors(&text);
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].starts_with("groups.yaml:8:7: notify.sinks[0].url: a sink's URL is a secret"),
+            "{shown:?}"
+        );
+        assert!(!shown[0].contains("SECRET"), "{shown:?}");
     }
 
     #[test]

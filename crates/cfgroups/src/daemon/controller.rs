@@ -6,7 +6,9 @@
 //!
 //! While no valid config is on disk (deleted, or failing to load), every cycle runs as a dry
 //! run: drift is listed and reported against the last good config, nothing is deleted, until
-//! a valid config is back ([`Reloader`]).
+//! a valid config is back ([`Reloader`]). Suspended accounts, refused deletions and their
+//! reporting are the [`Guards`]' business, asked before each cycle and each deletion, and
+//! told after each cycle.
 //!
 //! With leader election, the loop holds a [`Leadership`] value. A standby does everything
 //! but reconcile: it wakes, re-reads and validates the config, keeps `/healthz` ticking and
@@ -24,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::election::{LeaderWriter, Leadership, TermGuard};
+use super::guards::Guards;
 use super::metrics::{AccountResult, Metrics, ReconcileResult};
 use super::reload::{ReloadOutcome, Reloader};
 use super::schedule::{DEFAULT_JITTER, DEFAULT_RETRY_BASE, Due, Schedule};
@@ -31,10 +34,10 @@ use super::server::Health;
 use super::systemd;
 use super::writes::Writes;
 use crate::after_deletions::{self, DeletionReport};
-use crate::apply::{ApplySummary, Progress};
+use crate::apply::{ApplySummary, Attempts, Progress};
 use crate::cloudflare::{Budget, Client};
 use crate::config::DesiredState;
-use crate::model::AccountId;
+use crate::model::{AccountId, ObservedGroup};
 use crate::plan::{Listing, Plan};
 use crate::reconcile::{Pipeline, Reconciled};
 use crate::report::{self, CycleFacts};
@@ -103,6 +106,8 @@ pub struct Controller {
     watchdog: Option<Duration>,
     /// Accounts whose latest listing failed: while any is, `/readyz` says so.
     unlisted: std::collections::BTreeSet<AccountId>,
+    /// Deletions held off, and the other guards' state across cycles.
+    guards: Guards,
 }
 
 impl Controller {
@@ -136,7 +141,15 @@ impl Controller {
             seen_term: None,
             watchdog: systemd::watchdog_interval(),
             unlisted: std::collections::BTreeSet::new(),
+            guards: Guards::default(),
         }
+    }
+
+    /// The guards this loop uses: the suspend file, the waits of refused deletions, the
+    /// notification sinks (from `run`'s flags and the config).
+    pub fn with_guards(mut self, guards: Guards) -> Self {
+        self.guards = guards;
+        self
     }
 
     /// Runs until shutdown: reconciles once at start, then on every trigger.
@@ -209,6 +222,7 @@ impl Controller {
                 }
             }
         }
+        self.guards.shutdown().await;
         tracing::info!("stopped");
     }
 
@@ -310,7 +324,10 @@ impl Controller {
                 {
                     metrics.forget_account(&gone.id);
                     self.schedule.forget(&gone.id);
+                    self.guards.forget_account(&gone.id);
                 }
+                self.guards
+                    .configure_notifications(&desired.notify, &self.telemetry.metrics);
                 self.desired = *desired;
                 self.track_accounts();
                 true
@@ -341,23 +358,31 @@ impl Controller {
         if let Some(only) = only {
             scoped.accounts.retain(|account| only.contains(&account.id));
         }
+        self.guards.suspend(&mut scoped);
         let accounts = scoped.account_ids();
 
         let telemetry = &self.telemetry;
+        let attempts = Attempts::default();
         let on_progress = |progress: Progress<'_>| {
             telemetry.health.tick();
             telemetry
                 .metrics
                 .record_deletion(progress.account, progress.outcome);
+            attempts.push(progress.account, progress.group, progress.outcome);
+        };
+        let cycle_start = Instant::now();
+        let guards = &self.guards;
+        let held = |account: &AccountId, group: &ObservedGroup| {
+            guards.holds(account, group, &scoped.content_hash, cycle_start)
         };
         // No valid config on disk: report, delete nothing.
         let dry_run = self.options.dry_run || self.deletions_suspended();
         // The cycle runs under the current term: its end cancels this token at once.
         let term: TermGuard = self.leadership.guard_term(&self.stop);
-        let reconciling = self
-            .pipeline
-            .reconcile(&scoped, dry_run, term.token(), &on_progress);
-        let (plan, applied) = match self.with_heartbeat(reconciling).await {
+        let reconciling =
+            self.pipeline
+                .reconcile(&scoped, dry_run, &held, term.token(), &on_progress);
+        let (plan, applied, run_id) = match self.with_heartbeat(reconciling).await {
             Ok(Reconciled::Abandoned) => {
                 self.telemetry
                     .metrics
@@ -371,7 +396,7 @@ impl Controller {
                         "settled an earlier deletion from the fresh listing"
                     );
                 }
-                (cycle.plan, applied)
+                (cycle.plan, applied, cycle.run_id)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the journal cannot be used; nothing is deleted");
@@ -405,6 +430,13 @@ impl Controller {
             }
             None => None,
         };
+        self.guards.after_cycle(
+            &run_id,
+            &plan,
+            &attempts.into_inner(),
+            &scoped.content_hash,
+            &self.telemetry.metrics,
+        );
         failed_accounts.sort();
         failed_accounts.dedup();
         if !failed_accounts.is_empty() {

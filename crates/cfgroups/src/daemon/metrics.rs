@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
+use super::guard_metrics::GuardMetrics;
 use crate::model::{AccountId, DeletionOutcome};
 use crate::plan::Summary;
 
@@ -225,6 +226,7 @@ struct Inner {
     leader: Gauge,
     leader_transitions: Family<ChangeLabels, Counter>,
     leader_holder: Family<HolderLabels, Gauge>,
+    guards: GuardMetrics,
 }
 
 impl fmt::Debug for Metrics {
@@ -383,6 +385,8 @@ impl Metrics {
             build_info,
         );
 
+        let guards = GuardMetrics::register(&mut registry);
+
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -405,8 +409,14 @@ impl Metrics {
                 leader,
                 leader_transitions,
                 leader_holder,
+                guards,
             }),
         }
+    }
+
+    /// The series of suspension, refused deletions and notifications.
+    pub fn guards(&self) -> &GuardMetrics {
+        &self.inner.guards
     }
 
     /// Counts one reconcile of all accounts and observes how long it took.
@@ -574,6 +584,7 @@ impl Metrics {
         self.inner.account_success.remove(&AccountLabels {
             account: name.clone(),
         });
+        self.inner.guards.forget_account(account);
     }
 
     /// Sets whether this replica leads.
@@ -792,12 +803,7 @@ mod tests {
         metrics.record_deletion(&id, &DeletionOutcome::Deleted);
         metrics.record_deletion(&id, &DeletionOutcome::Deleted);
         metrics.record_deletion(&id, &DeletionOutcome::AlreadyAbsent);
-        metrics.record_deletion(
-            &id,
-            &DeletionOutcome::Failed {
-                error: "HTTP 500".into(),
-            },
-        );
+        metrics.record_deletion(&id, &DeletionOutcome::failed("HTTP 500"));
         let text = metrics.encode();
         let a = "023e105f4ecef8ad9ca31a8372d0c353";
         has_line(&text, "# TYPE cfgroups_deletions counter");

@@ -13,6 +13,11 @@
 //! - [`read_timeout`]: the socket wrapper that closes a connection gone quiet;
 //! - [`systemd`]: `sd_notify` readiness, status and watchdog pings;
 //! - [`schedule`]: the interval tick with jitter and per-account retry backoff;
+//! - [`refused`]: deletions Cloudflare refused for good, held off per group (waits doubling
+//!   up to a day, reset when the config or the group changes);
+//! - [`suspend`]: `run --suspend-file`, the operator's emergency brake without a commit;
+//! - [`guard_metrics`]: the series of suspension, refused deletions and notifications;
+//! - [`guards`]: what the loop does around each cycle for those guards;
 //! - [`election`]: leader election (Kubernetes Lease or etcd), so that of several replicas
 //!   exactly one talks to Cloudflare;
 //! - [`rate_limit`]: the log lines and metrics of requests waiting for the rate limit;
@@ -26,12 +31,16 @@
 pub mod controller;
 pub mod election;
 pub mod gate;
+pub mod guard_metrics;
+pub mod guards;
 pub mod metrics;
 pub mod rate_limit;
 pub mod read_timeout;
+pub mod refused;
 pub mod reload;
 pub mod schedule;
 pub mod server;
+pub mod suspend;
 pub mod systemd;
 pub mod watcher;
 pub mod writes;

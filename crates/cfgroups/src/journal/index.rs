@@ -262,9 +262,7 @@ mod tests {
 
     #[test]
     fn failed_deletions_are_the_latest_intents_whose_latest_outcome_failed() {
-        let failed = || DeletionOutcome::Failed {
-            error: "HTTP 500".into(),
-        };
+        let failed = || DeletionOutcome::failed("HTTP 500");
         let (_dir, index) = index_of(&[
             // Group 1: failed, then settled as deleted by a later listing.
             intent("r1", 1),

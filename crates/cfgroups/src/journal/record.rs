@@ -261,7 +261,10 @@ mod tests {
                 run: "r".into(),
                 account: account.clone(),
                 group_id: group.id.clone(),
-                outcome: DeletionOutcome::Failed { error: "x".into() },
+                outcome: DeletionOutcome::Failed {
+                    error: "x".into(),
+                    refused: None,
+                },
             },
             Record::RestoreStarted {
                 at: now(),

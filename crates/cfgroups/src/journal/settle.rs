@@ -44,9 +44,9 @@ pub fn resolve_interrupted(index: &Index, observed: &Observed) -> Vec<Record> {
         };
         let outcome = match (groups.iter().any(|g| g.id == intent.group_id), interrupted) {
             (false, _) => DeletionOutcome::Deleted,
-            (true, true) => DeletionOutcome::Failed {
-                error: "interrupted before the delete completed; the group still exists".to_owned(),
-            },
+            (true, true) => DeletionOutcome::failed(
+                "interrupted before the delete completed; the group still exists".to_owned(),
+            ),
             (true, false) => return None,
         };
         Some(Record::Outcome {

@@ -6,5 +6,7 @@ mod apply;
 mod apply_converge;
 mod apply_crash;
 mod apply_faults;
+mod refused;
 mod restore_safety;
 mod rules;
+mod suspend;

@@ -1,5 +1,5 @@
 //! The daemon's journal under attack: its state directory removed while it runs, and a
-//! group Cloudflare never deletes, attempted every cycle.
+//! group Cloudflare never deletes, attempted again and again.
 
 use std::time::Duration;
 
@@ -7,7 +7,10 @@ use cfgroups::journal::{self, Record};
 use cfgroups_fake::{FakeState, Fault, Method, Route};
 use tempfile::TempDir;
 use testkit::daemon::{DaemonOptions, group_named, wait_deleted};
-use testkit::{AccountConfig, WAIT, account, config_text, eventually, fake, group, write_in_place};
+use testkit::{
+    AccountConfig, WAIT, account, config_text, eventually, fake, group, write_by_rename,
+    write_in_place,
+};
 
 /// The state directory is removed under the running daemon; the next deletion's backup
 /// lands in a journal created again at the same path, together with every earlier one.
@@ -60,8 +63,9 @@ async fn a_state_directory_removed_under_the_daemon_keeps_every_backup() {
     assert_eq!(daemon.log.events(removed).len(), 1, "{}", daemon.log.text());
 }
 
-/// A group whose DELETE is refused every time (SCIM-managed: 403) is attempted every cycle;
-/// its unchanged backup is journaled once, then referred to.
+/// A group whose DELETE is refused every time (SCIM-managed: 403) is held off after each
+/// refusal, and asked for again whenever the config changes; its unchanged backup is
+/// journaled once, then referred to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_cloudflare_never_deletes_is_backed_up_once() {
     let a = account(31);
@@ -73,18 +77,20 @@ async fn a_group_cloudflare_never_deletes_is_backed_up_once() {
     fake.inject(Fault::Status(403).on(Route::Delete).times(1_000));
     let dir = TempDir::new().unwrap();
     let config = dir.path().join("groups.yaml");
-    write_in_place(
-        &config,
-        &config_text(&[AccountConfig::new(a.clone()).absent("SCIM team")]),
-    );
+    let text = config_text(&[AccountConfig::new(a.clone()).absent("SCIM team")]);
+    write_in_place(&config, &text);
     let daemon = DaemonOptions::new(&config, &dir.path().join("state"), &fake)
         .interval(Duration::from_secs(1))
         .start()
         .await;
-    eventually("five refused DELETEs", WAIT, async || {
-        (fake.requests().count(Method::DELETE, Route::Delete) >= 5).then_some(())
-    })
-    .await;
+    for attempt in 1..=5 {
+        eventually("the next refused DELETE", WAIT, async || {
+            (fake.requests().count(Method::DELETE, Route::Delete) >= attempt).then_some(())
+        })
+        .await;
+        // A changed config ends the hold on the refused group: the next cycle asks again.
+        write_by_rename(&config, &format!("{text}# edit {attempt}\n"));
+    }
     let contents = journal::read(&daemon.journal_path()).unwrap();
     let full = contents
         .records

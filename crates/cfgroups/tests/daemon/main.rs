@@ -4,4 +4,6 @@
 mod chaos;
 mod daemon;
 mod journal_file;
+mod refused;
 mod rules;
+mod suspend;

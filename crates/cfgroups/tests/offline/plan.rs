@@ -296,6 +296,8 @@ struct Case {
     max_deletes: u32,
     protect: Vec<String>,
     listing_fails: bool,
+    /// `suspend: true`: listed and reported, nothing deleted.
+    suspended: bool,
 }
 
 /// The rules' verdict on deleting `group` in this case (see [`testkit::oracle`]).
@@ -306,6 +308,7 @@ fn forbidden(case: &Case, group: &ObservedGroup) -> Option<&'static str> {
         unmanaged: case.policy,
         protect: &case.protect,
         listed: !case.listing_fails,
+        suspended: case.suspended,
     };
     oracle::forbidden(&world, group)
 }
@@ -334,9 +337,10 @@ fn case() -> impl Strategy<Value = Case> {
         0u32..6,
         protect,
         prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
     )
         .prop_map(
-            |(live, decls, policy, max_deletes, protect, listing_fails)| {
+            |(live, decls, policy, max_deletes, protect, listing_fails, suspended)| {
                 let protect: Vec<String> = protect.into_iter().map(str::to_owned).collect();
                 let mut declared: Vec<DesiredGroup> = Vec::new();
                 for (name, id, absent) in decls {
@@ -358,6 +362,7 @@ fn case() -> impl Strategy<Value = Case> {
                     max_deletes,
                     protect,
                     listing_fails,
+                    suspended,
                 }
             },
         )
@@ -400,10 +405,14 @@ fn state_of(case: &Case) -> DesiredState {
             protect: Protect::new(case.protect.clone()).unwrap(),
             groups: case.declared.clone(),
             file: "prop.yaml".into(),
+            suspended: case
+                .suspended
+                .then(|| "suspend: true in prop.yaml".to_owned()),
         }],
         files: vec![],
         content_hash: String::new(),
         file_hashes: Default::default(),
+        notify: vec![],
     }
 }
 
@@ -463,6 +472,7 @@ proptest! {
     #[test]
     fn a_failed_listing_plans_no_deletion(mut case in case()) {
         case.listing_fails = false;
+        case.suspended = false;
         case.max_deletes = u32::MAX;
         case.live.push(live(13, "omega"));
         case.declared.push(DesiredGroup { name: None, id: Some(gid(13)), state: GroupState::Absent });
@@ -472,6 +482,27 @@ proptest! {
         let failed = plan(&state_of(&case), &observe(&case, case.live.clone()), PlanOptions { force: true });
         prop_assert_eq!(failed.deletions().count(), 0);
         prop_assert_eq!(failed.summary().listing_failed, 1);
+    }
+
+    /// A suspended account plans no deletion, and reports as `blocked` (suspended) exactly
+    /// what it would delete when resumed.
+    #[test]
+    fn a_suspended_account_blocks_exactly_what_it_would_delete(mut case in case(), force in any::<bool>()) {
+        case.suspended = false;
+        let options = PlanOptions { force };
+        let resumed = plan(&state_of(&case), &observe(&case, case.live.clone()), options);
+        case.suspended = true;
+        let suspended = plan(&state_of(&case), &observe(&case, case.live.clone()), options);
+        prop_assert_eq!(suspended.deletions().count(), 0);
+        let mut would: Vec<&GroupId> = resumed.deletions().map(|(_, g)| &g.id).collect();
+        let mut held: Vec<&GroupId> = suspended.accounts[0].items.iter()
+            .filter(|i| matches!(i.blocked, Some(BlockReason::Suspended { .. })))
+            .filter_map(|i| i.id.as_ref())
+            .collect();
+        would.sort();
+        held.sort();
+        prop_assert_eq!(would, held);
+        prop_assert!(suspended.accounts[0].suspended.is_some());
     }
 
     /// Rule 5: more candidates than `max_deletes` blocks all of them, not some.
