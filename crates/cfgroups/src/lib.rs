@@ -50,5 +50,6 @@ pub mod saved_plan;
 pub mod shown;
 pub mod source;
 pub mod state_dir;
+pub mod text;
 pub mod writer;
 pub mod yaml_guard;

@@ -32,9 +32,17 @@ fn is_cloudflare_id(value: &str) -> bool {
 macro_rules! cloudflare_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(into = "String")]
         pub struct $name(String);
+
+        /// Read as text only: an unquoted YAML number is refused, not taken as its digits.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = crate::text::Text::deserialize(deserializer)?;
+                Self::try_from(text.0).map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             /// The id as it goes into a URL path.

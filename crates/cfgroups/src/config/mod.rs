@@ -327,11 +327,36 @@ type Parsed = (Vec<(usize, DesiredAccount)>, Vec<(usize, SinkConfig)>);
 
 /// Parses and checks one file, returning its valid accounts and sinks with their index in
 /// the file.
+///
+/// A file that reads as the schema in one pass (the common case, and the only one at scale)
+/// is read straight into typed entries, then checked; only a file that does not is read
+/// again, staged through YAML values, so that every one of its errors is found and placed.
 fn parse_file(ctx: &mut FileContext<'_>) -> Parsed {
     if let Err(too_deep) = yaml_guard::check_depth(ctx.text) {
         ctx.error("", format!("invalid YAML: {too_deep}"));
         return (Vec::new(), Vec::new());
     }
+    if let Ok(spec) = serde_yaml::from_str::<FileSpec>(ctx.text) {
+        if !check_header(ctx, spec.version, spec.accounts.len()) {
+            return (Vec::new(), Vec::new());
+        }
+        let entries = Entries {
+            defaults: spec.defaults,
+            accounts: spec
+                .accounts
+                .into_iter()
+                .enumerate()
+                .map(|(index, account)| (index, account, true))
+                .collect(),
+            notify: spec.notify,
+        };
+        return check_entries(ctx, entries, |_, _, group| Some((group, true)));
+    }
+    parse_staged(ctx)
+}
+
+/// [`parse_file`]'s careful path: every error of a file that does not read as the schema.
+fn parse_staged(ctx: &mut FileContext<'_>) -> Parsed {
     let value: serde_yaml::Value = match serde_yaml::from_str(ctx.text) {
         Ok(value) => value,
         Err(e) => {
@@ -377,24 +402,68 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Parsed {
     else {
         return (Vec::new(), Vec::new());
     };
-    if spec.version != CONFIG_VERSION {
-        ctx.error(
-            "version",
-            format!(
-                "unsupported version {} (this build reads version {CONFIG_VERSION})",
-                spec.version
-            ),
-        );
+    if !check_header(ctx, spec.version, spec.accounts.len()) {
         return (Vec::new(), Vec::new());
     }
-    if spec.accounts.is_empty() {
-        ctx.error("accounts", "the file declares no accounts");
-        return (Vec::new(), Vec::new());
-    }
-    let sinks = spec
+    let notify = spec
         .notify
         .and_then(|raw| ctx.typed::<NotifySpec>("notify", raw))
-        .map(|(notify, _)| match notify::resolve(notify, ctx.file) {
+        .map(|(notify, _)| notify);
+    let accounts = spec
+        .accounts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, raw)| {
+            let base = format!("accounts[{index}]");
+            let (account, clean) = ctx.typed::<AccountSpec<serde_yaml::Value>>(&base, raw)?;
+            Some((index, account, clean))
+        })
+        .collect();
+    let entries = Entries {
+        defaults: spec.defaults,
+        accounts,
+        notify,
+    };
+    check_entries(ctx, entries, |ctx, field, raw| {
+        ctx.typed::<GroupSpec>(field, raw)
+    })
+}
+
+/// Checks a file's version and that it declares accounts; `false` (with the error said)
+/// when the rest of it is not worth reading.
+fn check_header(ctx: &mut FileContext<'_>, version: u32, accounts: usize) -> bool {
+    if version != CONFIG_VERSION {
+        ctx.error(
+            "version",
+            format!("unsupported version {version} (this build reads version {CONFIG_VERSION})"),
+        );
+        return false;
+    }
+    if accounts == 0 {
+        ctx.error("accounts", "the file declares no accounts");
+        return false;
+    }
+    true
+}
+
+/// A file's entries, however they were read: each account with its index and whether it
+/// was read without repairs, its group entries of type `G`.
+struct Entries<G> {
+    defaults: DefaultsSpec,
+    accounts: Vec<(usize, AccountSpec<G>, bool)>,
+    notify: Option<NotifySpec>,
+}
+
+/// Checks a file's entries: its sinks, defaults and accounts, `read_group` reading each
+/// group entry (and saying whether it was read without repairs).
+fn check_entries<G>(
+    ctx: &mut FileContext<'_>,
+    entries: Entries<G>,
+    mut read_group: impl FnMut(&mut FileContext<'_>, &str, G) -> Option<(GroupSpec, bool)>,
+) -> Parsed {
+    let sinks = entries
+        .notify
+        .map(|notify| match notify::resolve(notify, ctx.file) {
             Ok(sinks) => sinks.into_iter().enumerate().collect(),
             Err(problems) => {
                 for (field, message) in problems {
@@ -404,17 +473,20 @@ fn parse_file(ctx: &mut FileContext<'_>) -> Parsed {
             }
         })
         .unwrap_or_default();
-    let default_protect = check_protect(ctx, "defaults.protect", &spec.defaults.protect);
+    let default_protect = check_protect(ctx, "defaults.protect", &entries.defaults.protect);
     let mut accounts = Vec::new();
-    for (index, raw) in spec.accounts.into_iter().enumerate() {
+    for (index, account, clean) in entries.accounts {
         let base = format!("accounts[{index}]");
-        let Some((account, clean)) = ctx.typed::<AccountSpec<serde_yaml::Value>>(&base, raw) else {
-            continue;
-        };
         // An account read only after repairs is still checked, group by group, for more
         // errors, but never taken (its id may be a placeholder).
-        if let Some(account) = resolve_account(ctx, &base, &spec.defaults, default_protect, account)
-            && clean
+        if let Some(account) = resolve_account(
+            ctx,
+            &base,
+            &entries.defaults,
+            default_protect,
+            account,
+            &mut read_group,
+        ) && clean
         {
             accounts.push((index, account));
         }
@@ -433,12 +505,13 @@ fn check_protect(ctx: &mut FileContext<'_>, field: &str, patterns: &[String]) ->
     }
 }
 
-fn resolve_account(
+fn resolve_account<G>(
     ctx: &mut FileContext<'_>,
     base: &str,
     defaults: &DefaultsSpec,
     defaults_valid: bool,
-    account: AccountSpec<serde_yaml::Value>,
+    account: AccountSpec<G>,
+    read_group: &mut impl FnMut(&mut FileContext<'_>, &str, G) -> Option<(GroupSpec, bool)>,
 ) -> Option<DesiredAccount> {
     let errors_before = ctx.errors.len();
     let own_protect_valid = check_protect(ctx, &format!("{base}.protect"), &account.protect);
@@ -461,7 +534,7 @@ fn resolve_account(
         let field = format!("{base}.groups[{index}]");
         // A group read after repairs still takes part in the checks below (a duplicate
         // name is an error of its own); its account is not taken either way.
-        let Some((spec, clean)) = ctx.typed::<GroupSpec>(&field, raw) else {
+        let Some((spec, clean)) = read_group(ctx, &field, raw) else {
             continue;
         };
         if spec.name.is_none() && spec.id.is_none() {
@@ -558,6 +631,52 @@ mod tests {
         match parse(text, Path::new("groups.yaml")) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Both ways of reading a file: the one-pass read when it succeeds, and the staged one.
+    fn read_both_ways(text: &str) -> (String, String) {
+        let file = Path::new("groups.yaml");
+        let mut direct = FileContext::new(file, text);
+        let direct_parsed = parse_file(&mut direct);
+        let mut staged = FileContext::new(file, text);
+        let staged_parsed = parse_staged(&mut staged);
+        (
+            format!("{direct_parsed:?} {:?}", direct.errors),
+            format!("{staged_parsed:?} {:?}", staged.errors),
+        )
+    }
+
+    #[test]
+    fn the_one_pass_read_and_the_staged_read_agree_on_every_file() {
+        let mut texts: Vec<(String, String)> = vec![(
+            "every field".to_owned(),
+            format!(
+                "version: 1\ndefaults:\n  unmanaged: delete\n  max_deletes: 3\n  protect: [\"Break-glass*\", '7']\n  suspend: false\naccounts:\n  - id: \"{ACCOUNT}\"\n    label: 'Production – EU'\n    protect: [\"SCIM-*\"]\n    suspend: true\n    unmanaged: report\n    max_deletes: 2\n    groups:\n      - {{name: \"123\", state: absent}}\n      - {{name: Équipe données, state: present}}\n      - {{id: \"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a\", name: Ops, state: absent}}\n      - {{id: 9a7806061c88ada191ed06f989cc3dac, state: present}}\nnotify:\n  sinks:\n    - {{name: ops, kind: slack, url_env: OPS_HOOK, events: [deleted, blocked], reminder: 24h, timeout: 5s, attempts: 2}}\n"
+            ),
+        )];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("../../examples/groups.yaml")];
+        for dir in [
+            root.join("tests/fixtures/bad"),
+            root.join("../../examples/gitops/accounts"),
+        ] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+        }
+        for file in files {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                texts.push((file.display().to_string(), text));
+            }
+        }
+        assert!(texts.len() > 25, "{}", texts.len());
+        // The first reads in one pass, and is valid: the fast path itself is compared.
+        assert!(serde_yaml::from_str::<FileSpec>(&texts[0].1).is_ok());
+        assert!(errors(&texts[0].1).is_empty(), "{:?}", errors(&texts[0].1));
+        for (name, text) in texts {
+            let (direct, staged) = read_both_ways(&text);
+            assert_eq!(direct, staged, "{name}");
         }
     }
 

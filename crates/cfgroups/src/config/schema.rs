@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccountId, GroupId, GroupState};
+use crate::text;
 
 /// The only desired-state file version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
@@ -18,7 +19,10 @@ pub const DEFAULT_MAX_DELETES: u32 = 10;
 // account does not hide the errors of the others.
 // `N` is the notify section's type, raw YAML while loading for the same reason as `A`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "A: Deserialize<'de>, N: Deserialize<'de>")
+)]
 #[schemars(rename = "DesiredStateFile", title = "cfgroups desired state")]
 pub struct FileSpec<A = AccountSpec, N = NotifySpec> {
     /// Schema version of the file. Only `1` exists.
@@ -57,6 +61,7 @@ pub struct SinkSpec {
     /// The sink's name in logs and metrics (`cfgroups_notifications_total{sink="..."}`):
     /// letters, digits, `-`, `_` and `.`, at most 64. Unique across the desired state.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"))]
+    #[serde(deserialize_with = "text::one")]
     pub name: String,
     /// `webhook`: a JSON document (`format_version: 1`) POSTed to the URL. `slack`: a
     /// Slack-compatible incoming-webhook message (Slack, Mattermost, Rocket.Chat and others
@@ -64,7 +69,11 @@ pub struct SinkSpec {
     pub kind: SinkKind,
     /// The environment variable holding the sink's URL (a Slack webhook URL is its own
     /// credential, so it never goes in Git). Exactly one of `url_env` and `url_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::optional"
+    )]
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub url_env: Option<String>,
     /// A file whose first line is the sink's URL: a mounted Kubernetes Secret, a systemd
@@ -82,10 +91,18 @@ pub struct SinkSpec {
     pub events: Vec<EventKind>,
     /// Send a problem that persists again after this long (e.g. `24h`), marked as a
     /// reminder. At least `1m`. Default: only when it starts or changes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::optional"
+    )]
     pub reminder: Option<String>,
     /// Time allowed for one delivery attempt, e.g. `10s` (the default); from `100ms` to `5m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::optional"
+    )]
     pub timeout: Option<String>,
     /// Attempts per message before it is given up (counted `failed`), with exponential
     /// backoff between them: 1 to 10, default 4.
@@ -159,7 +176,11 @@ pub struct DefaultsSpec {
     pub max_deletes: Option<u32>,
     /// Names, ids or globs never deleted in any account of the file; added to each
     /// account's own `protect`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "text::list"
+    )]
     pub protect: Vec<String>,
     /// Suspend every account of the file (unless an account sets `suspend: false`): each is
     /// still listed and its drift reported, but nothing in it is deleted; its deletions show
@@ -171,13 +192,17 @@ pub struct DefaultsSpec {
 /// One Cloudflare account and the groups it should (and should not) have.
 // `G` is the group entry type, raw YAML while loading for the same reason as `A` above.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, bound(deserialize = "G: Deserialize<'de>"))]
 #[schemars(rename = "Account")]
 pub struct AccountSpec<G = GroupSpec> {
     /// The account id: 32 lowercase hexadecimal characters.
     pub id: AccountId,
     /// A name for humans and reports; never sent to Cloudflare.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::optional"
+    )]
     pub label: Option<String>,
     /// Names, ids or globs (`*`, `?`, `[...]`) of groups that are never deleted. Declaring a
     /// protected group `absent` is an error.
@@ -185,7 +210,11 @@ pub struct AccountSpec<G = GroupSpec> {
     /// Groups provisioned by SCIM cannot be deleted through the API at all (Cloudflare
     /// refuses, every time); if your identity provider names them by a pattern, protect it,
     /// e.g. `protect: ["SCIM-*"]`, so that they are reported `blocked` instead of attempted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "text::list"
+    )]
     pub protect: Vec<String>,
     /// Overrides `defaults.suspend` for this account: `true` lists and reports the account
     /// but deletes nothing in it (an emergency brake that is reviewed in Git).
@@ -212,7 +241,11 @@ pub struct AccountSpec<G = GroupSpec> {
 pub struct GroupSpec {
     /// The group's name, matched exactly. A name that matches several live groups is never
     /// deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::optional"
+    )]
     #[schemars(regex(pattern = r"\S"))]
     pub name: Option<String>,
     /// The group's id (32 lowercase hex). With an id, a `name` must match the live group's
