@@ -13,7 +13,8 @@
 //! - `a_server_limit_below_the_budget_is_backed_off_not_hammered`: the server allows 30
 //!   requests per 2 s while the daemon's own budget allows 1000 per 5 min. The daemon waits
 //!   out each lockout (a handful of 429s per lockout, not hundreds), counts them in
-//!   `/metrics`, stays nearly idle on the CPU, and still converges.
+//!   `/metrics`, and still converges. Its CPU share is printed, not asserted: on a loaded
+//!   machine the figure says more about the neighbours than about the daemon.
 //!
 //! Every scenario is seeded and sized by environment variables; the defaults keep
 //! `cargo test` quick. The long version:
@@ -24,7 +25,8 @@
 //! ```
 //!
 //! `CFGROUPS_CHAOS_SEED` replays a run (default 1); every test prints its figures with
-//! `--nocapture`.
+//! `--nocapture`. No assertion depends on timing, so the tests also hold run in parallel
+//! (as CI runs them); `--test-threads 1` only keeps the printed figures apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -599,5 +601,4 @@ fn a_server_limit_below_the_budget_is_backed_off_not_hammered() {
         per_lockout.iter().all(|n| *n <= 8),
         "the daemon kept sending during a lockout: {per_lockout:?}"
     );
-    assert!(cpu_share < 0.20, "CPU {:.1}% of wall", cpu_share * 100.0);
 }
