@@ -308,6 +308,42 @@ async fn success_false_under_200_is_an_error() {
 }
 
 #[tokio::test]
+async fn an_answer_saying_success_while_carrying_errors_is_not_trusted() {
+    // A DELETE "succeeded" with an error attached: neither a deletion nor a plain failure.
+    let (client, _, _) = stub(|_, _| {
+        (
+            200,
+            vec![],
+            json!({"success": true, "errors": [{"code": 1001, "message": "partially applied"}],
+                   "messages": [], "result": {"id": GROUP}}),
+        )
+    })
+    .await;
+    let err = client
+        .delete_group(&account(0), &group_id())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the answer says success but carries errors")
+            && text.contains("[1001] partially applied"),
+        "{text}"
+    );
+    // The same contradiction in a listing fails it rather than taking its groups.
+    let (client, _, _) = stub(|_, _| {
+        (
+            200,
+            vec![],
+            json!({"success": true, "errors": [{"code": 1001, "message": "partial"}],
+                   "messages": [], "result": [group(1)],
+                   "result_info": {"page": 1, "per_page": 50, "count": 1, "total_count": 1}}),
+        )
+    })
+    .await;
+    assert!(client.list_groups(&account(0)).await.is_err());
+}
+
+#[tokio::test]
 async fn a_post_is_not_retried_after_a_503() {
     let (client, seen, _) = stub(|_, _| failure(503, 0, "unavailable")).await;
     let err = client
