@@ -68,9 +68,7 @@ fuzz_target!(|data: &[u8]| {
             });
         }
         let listing = if index == 0 && fail_first {
-            Err(cfgroups::model::ListingFailure {
-                message: "fuzz".to_owned(),
-            })
+            Err(cfgroups::model::ListingFailure::new("fuzz".to_owned()))
         } else {
             Ok(live)
         };
@@ -89,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
             unmanaged: account.unmanaged,
             protect: account.protect.patterns(),
             listed: matches!(observed.get(&account.id), Some(Ok(_))),
+            suspended: account.suspended.is_some(),
         };
         let deletions: Vec<&ObservedGroup> = account_plan
             .items
