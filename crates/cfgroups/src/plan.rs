@@ -671,6 +671,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn any_one_kind_of_change_alone_is_drift_and_in_sync_is_not() {
+        let one = |set: fn(&mut Summary)| {
+            let mut summary = Summary::default();
+            set(&mut summary);
+            summary
+        };
+        let each: [fn(&mut Summary); 5] = [
+            |s| s.delete = 1,
+            |s| s.blocked = 1,
+            |s| s.missing = 1,
+            |s| s.unmanaged = 1,
+            |s| s.listing_failed = 1,
+        ];
+        for set in each {
+            let summary = one(set);
+            assert!(summary.drift(), "{summary:?}");
+        }
+        assert!(!one(|s| s.in_sync = 7).drift());
+    }
+
+    #[test]
     fn an_account_that_could_not_be_listed_counts_as_one_failed_listing() {
         let plan = AccountPlan {
             id: "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap(),
@@ -717,6 +738,66 @@ mod tests {
             })
             .collect();
         Observed::from([(account, Ok(groups))])
+    }
+
+    #[test]
+    fn a_present_name_shared_by_several_live_groups_says_how_many() {
+        let one = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        let two = "9a7806061c88ada191ed06f989cc3dac";
+        let note_of = |live: &[(&str, &str)]| {
+            let plan = plan(
+                &desired("      - {name: Ops, state: present}\n"),
+                &listed(live),
+                PlanOptions::default(),
+            );
+            let item = plan.accounts[0]
+                .items
+                .iter()
+                .find(|i| i.cause == Cause::DeclaredPresent)
+                .cloned()
+                .unwrap();
+            assert_eq!(item.action, Action::InSync);
+            item.note
+        };
+        assert_eq!(
+            note_of(&[(one, "Ops"), (two, "Ops")]).as_deref(),
+            Some("2 groups have this name")
+        );
+        assert_eq!(note_of(&[(one, "Ops")]), None);
+    }
+
+    #[test]
+    fn an_unclaimed_group_named_like_a_group_declared_by_id_is_never_pruned_and_is_said() {
+        let declared = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        let other = "9a7806061c88ada191ed06f989cc3dac";
+        let third = "0c2282666be49ee714186ebf9a8137e9";
+        let with = |unmanaged: &str| {
+            let yaml = format!(
+                "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    unmanaged: {unmanaged}\n    groups:\n      - {{id: {declared}, name: Ops, state: present}}\n"
+            );
+            let desired = crate::config::parse(&yaml, std::path::Path::new("g.yaml")).unwrap();
+            plan(
+                &desired,
+                &listed(&[(declared, "Ops"), (other, "Ops"), (third, "Ops")]),
+                PlanOptions::default(),
+            )
+        };
+        // Both namesakes are counted as ignored, not one and not none.
+        let ignore = with("ignore");
+        assert_eq!(ignore.accounts[0].ignored, 2);
+        assert_eq!(ignore.deletions().count(), 0);
+        let report = with("report");
+        let notes: Vec<Option<&str>> = report.accounts[0]
+            .items
+            .iter()
+            .filter(|i| i.cause == Cause::NotDeclared)
+            .map(|i| i.note.as_deref())
+            .collect();
+        let expected = format!("a declaration gives this name to group {declared}");
+        assert_eq!(notes, [Some(expected.as_str()), Some(expected.as_str())]);
+        let prune = with("delete");
+        assert_eq!(prune.deletions().count(), 0);
+        assert_eq!(prune.summary().blocked, 2);
     }
 
     #[test]
