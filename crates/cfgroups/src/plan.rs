@@ -801,6 +801,73 @@ mod tests {
     }
 
     #[test]
+    fn recheck_refuses_a_renamed_a_protected_or_a_shared_name_and_says_which() {
+        let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
+        let yaml = format!(
+            "version: 1\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    protect: [\"Break-glass*\"]\n    groups:\n      - {{id: {id}, state: absent}}\n      - {{name: Temp, state: absent}}\n"
+        );
+        let desired = crate::config::parse(&yaml, std::path::Path::new("g.yaml")).unwrap();
+        let other = "9a7806061c88ada191ed06f989cc3dac";
+        let plan = plan(
+            &desired,
+            &listed(&[(id, "Contractors"), (other, "Temp")]),
+            PlanOptions::default(),
+        );
+        let account = &desired.accounts[0];
+        let by_id = plan.accounts[0]
+            .items
+            .iter()
+            .find(|i| i.id.as_ref().is_some_and(|i| i.as_str() == id))
+            .unwrap();
+        let by_name = plan.accounts[0]
+            .items
+            .iter()
+            .find(|i| i.name.as_deref() == Some("Temp"))
+            .unwrap();
+        let fresh = |id: &str, name: &str| ObservedGroup {
+            id: id.parse().unwrap(),
+            name: name.to_owned(),
+            created_on: None,
+            modified_on: None,
+            policies: None,
+        };
+        assert_eq!(
+            recheck(account, by_id, &fresh(id, "Contractors"), 1),
+            Ok(())
+        );
+        assert_eq!(recheck(account, by_name, &fresh(other, "Temp"), 1), Ok(()));
+        let renamed = recheck(account, by_id, &fresh(id, "Payroll"), 1).unwrap_err();
+        assert_eq!(
+            renamed.to_string(),
+            "renamed from \"Contractors\" to \"Payroll\" since it was listed"
+        );
+        // Renamed into protection: the rename is what is said.
+        assert!(matches!(
+            recheck(account, by_id, &fresh(id, "Break-glass admins"), 1),
+            Err(Moved::Renamed { .. })
+        ));
+        // The same group under rules that protect it (the check stands on its own).
+        let guarded = crate::config::parse(
+            &yaml.replace("Break-glass*", "Contr*"),
+            std::path::Path::new("g.yaml"),
+        )
+        .unwrap();
+        let protected =
+            recheck(&guarded.accounts[0], by_id, &fresh(id, "Contractors"), 1).unwrap_err();
+        assert_eq!(protected.to_string(), "now protected by \"Contr*\"");
+        let shared = recheck(account, by_name, &fresh(other, "Temp"), 2).unwrap_err();
+        assert_eq!(
+            shared.to_string(),
+            "2 groups are now named \"Temp\"; deleting by that name would be a guess"
+        );
+        // A group declared by id is not asked about its name's other holders.
+        assert_eq!(
+            recheck(account, by_id, &fresh(id, "Contractors"), 3),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn a_group_absent_by_id_and_present_by_name_is_blocked_not_deleted() {
         let id = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a";
         for groups in [
