@@ -73,6 +73,16 @@ mod tests {
     }
 
     #[test]
+    fn the_patterns_are_kept_as_written_defaults_first() {
+        let yaml = "version: 1\ndefaults:\n  protect: [\"Break-glass*\"]\naccounts:\n  - id: 023e105f4ecef8ad9ca31a8372d0c353\n    protect: [Admins, \"SCIM-?\"]\n    groups: []\n";
+        let desired = crate::config::parse(yaml, std::path::Path::new("g.yaml")).unwrap();
+        assert_eq!(
+            desired.accounts[0].protect.patterns(),
+            ["Break-glass*", "Admins", "SCIM-?"]
+        );
+    }
+
+    #[test]
     fn matches_names_ids_and_globs() {
         let p = protect(&["Admins", "SCIM-*", "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a"]);
         let id: GroupId = "3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a".parse().unwrap();
