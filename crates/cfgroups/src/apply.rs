@@ -286,7 +286,7 @@ pub async fn execute<W: GroupWriter>(
             Err(e) => {
                 tally.failed += 1;
                 let outcome = DeletionOutcome::Failed {
-                    error: format!("not deleted: {e}"),
+                    error: format!("the journal could not be written: {e}"),
                     refused: None,
                 };
                 journal_error.get_or_insert(e);

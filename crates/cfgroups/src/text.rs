@@ -48,6 +48,13 @@ pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str
     Option::<Text>::deserialize(deserializer).map(|text| text.map(|text| text.0))
 }
 
+/// For `#[serde(deserialize_with)]` on an `Option<PathBuf>` field (with `default`).
+pub fn optional_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::path::PathBuf>, D::Error> {
+    optional(deserializer).map(|text| text.map(std::path::PathBuf::from))
+}
+
 /// For `#[serde(deserialize_with)]` on a `Vec<String>` field.
 pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     Vec::<Text>::deserialize(deserializer).map(|texts| texts.into_iter().map(|t| t.0).collect())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -163,12 +163,21 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         bar.finish_and_clear();
     }
     let journal = pipeline.journal().path();
-    let applied = result.with_context(|| {
-        format!(
-            "journal {} could not be written; no further deletion was started",
-            journal.display()
-        )
-    })?;
+    let applied = match result {
+        Ok(applied) => applied,
+        Err(e) => {
+            // The deletions made before the journal failed are still told to the sinks.
+            if let Some(notifications) = notifications {
+                notifications
+                    .finish(&cycle.run_id, &cycle.plan, &attempts.into_inner())
+                    .await;
+            }
+            return Err(anyhow::Error::from(e).context(format!(
+                "journal {} could not be written; no further deletion was started",
+                journal.display()
+            )));
+        }
+    };
     print_out(&summary_text(&applied, &cycle.plan, journal))?;
     let refusals = refusals
         .into_inner()

@@ -655,6 +655,39 @@ mod tests {
                 "version: 1\ndefaults:\n  unmanaged: delete\n  max_deletes: 3\n  protect: [\"Break-glass*\", '7']\n  suspend: false\naccounts:\n  - id: \"{ACCOUNT}\"\n    label: 'Production – EU'\n    protect: [\"SCIM-*\"]\n    suspend: true\n    unmanaged: report\n    max_deletes: 2\n    groups:\n      - {{name: \"123\", state: absent}}\n      - {{name: Équipe données, state: present}}\n      - {{id: \"3f1c5e0a9b8d7c6e5f4a3b2c1d0e9f8a\", name: Ops, state: absent}}\n      - {{id: 9a7806061c88ada191ed06f989cc3dac, state: present}}\nnotify:\n  sinks:\n    - {{name: ops, kind: slack, url_env: OPS_HOOK, events: [deleted, blocked], reminder: 24h, timeout: 5s, attempts: 2}}\n"
             ),
         )];
+        // Numbers where text is wanted, in every text field of the schema.
+        for (field, line) in [
+            (
+                "label",
+                format!("  - {{id: \"{ACCOUNT}\", label: 2024, groups: []}}\n"),
+            ),
+            (
+                "name",
+                format!("  - {{id: \"{ACCOUNT}\", groups: [{{name: 7, state: absent}}]}}\n"),
+            ),
+            (
+                "protect",
+                format!("  - {{id: \"{ACCOUNT}\", protect: [1], groups: []}}\n"),
+            ),
+            (
+                "id",
+                "  - {id: 12345678901234567890123456789012, groups: []}\n".to_owned(),
+            ),
+        ] {
+            texts.push((field.to_owned(), format!("version: 1\naccounts:\n{line}")));
+        }
+        for sink in [
+            "{name: 1, kind: slack, url_env: HOOK, events: [deleted]}",
+            "{name: a, kind: slack, url_env: 12, events: [deleted]}",
+            "{name: a, kind: slack, url_file: 123, events: [deleted]}",
+            "{name: a, kind: slack, url_env: HOOK, events: [deleted], reminder: 5}",
+            "{name: a, kind: slack, url_env: HOOK, events: [deleted], timeout: 10}",
+        ] {
+            texts.push((
+                sink.to_owned(),
+                format!("version: 1\naccounts:\n  - {{id: \"{ACCOUNT}\", groups: []}}\nnotify:\n  sinks:\n    - {sink}\n"),
+            ));
+        }
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = vec![root.join("../../examples/groups.yaml")];
         for dir in [

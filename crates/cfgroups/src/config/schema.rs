@@ -78,7 +78,11 @@ pub struct SinkSpec {
     pub url_env: Option<String>,
     /// A file whose first line is the sink's URL: a mounted Kubernetes Secret, a systemd
     /// credential. Read before each delivery, so a rotated URL is used without a restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text::optional_path"
+    )]
     pub url_file: Option<std::path::PathBuf>,
     /// The events this sink wants; at least one. `deleted`: a group was deleted (with the
     /// `cfgroups restore` command that undoes it). `delete_failed`: a deletion failed (with
