@@ -37,15 +37,6 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     let replica = election_settings.as_ref().map(|s| s.identity.clone());
     let client =
         connect::observed_client(&args.api, Arc::new(metrics.clone()), replica.as_deref())?;
-    let (leadership, election) = match election_settings {
-        None => (Leadership::always(), None),
-        Some(settings) => {
-            let (leadership, election) = Election::start(settings, metrics.clone())
-                .await
-                .context("cannot start the leader election")?;
-            (leadership, Some(election))
-        }
-    };
     let _rate_limit_watch = rate_limit::watch(client.budget().clone(), metrics.clone());
     // Notifications: every sink's URL must be usable at start (a typo in a variable name is
     // better found now than at the first deletion).
@@ -64,6 +55,22 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
     let server = serve(args.listen, health.clone(), metrics.clone())
         .await
         .context("cannot serve health and metrics")?;
+    let (watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
+    let stop = CancellationToken::new();
+    let (hangup_tx, hangup) = mpsc::channel(1);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    handle_signals(stop.clone(), hangup_tx, shutdown_tx)?;
+    // Campaigning starts once nothing else can fail the start: a lock won by a process that
+    // then exits is held until its lease expires.
+    let (leadership, election) = match election_settings {
+        None => (Leadership::always(), None),
+        Some(settings) => {
+            let (leadership, election) = Election::start(settings, metrics.clone())
+                .await
+                .context("cannot start the leader election")?;
+            (leadership, Some(election))
+        }
+    };
     tracing::info!(
         listen = %server.local_addr(),
         accounts = desired.accounts.len(),
@@ -72,12 +79,6 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Exit> {
         interval = %humantime::format_duration(args.interval),
         "cfgroups daemon started"
     );
-    let (watcher, config_changed) = ConfigWatcher::start(&args.config.config, args.debounce)?;
-
-    let stop = CancellationToken::new();
-    let (hangup_tx, hangup) = mpsc::channel(1);
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    handle_signals(stop.clone(), hangup_tx, shutdown_tx)?;
 
     let telemetry = Telemetry {
         metrics,
