@@ -7,33 +7,58 @@ use std::collections::HashMap;
 
 use serde::{Serialize, Serializer};
 
-use crate::apply::ApplySummary;
+use crate::apply::{ApplySummary, GroupResult};
 use crate::model::{AccountId, DeletionOutcome, GroupId};
 use crate::plan::{Action, Plan};
 
 /// How a planned deletion ended, as a report item carries it: the journal's outcome
-/// (`{"outcome": "deleted"}`, `{"outcome": "failed", "error": ...}`, ...), or
-/// `{"outcome": "not_started"}`.
+/// (`{"outcome": "deleted"}`, `{"outcome": "failed", "error": ...}`, ...),
+/// `{"outcome": "held_off"}` or `{"outcome": "not_started"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deletion(pub Option<DeletionOutcome>);
+pub enum Deletion {
+    /// It was attempted, and ended so.
+    Ended(DeletionOutcome),
+    /// Not attempted by design: the daemon holds it off this cycle (Cloudflare refused it
+    /// for good before, or the suspend file appeared).
+    HeldOff,
+    /// Not reached: a stop, a journal failure, a lost term.
+    NotStarted,
+}
 
 impl Deletion {
-    /// The outcome's name: `deleted`, `already_absent`, `failed`, `moved`, `not_started`.
+    /// How `result` ended.
+    pub fn of(result: &GroupResult) -> Self {
+        match (&result.outcome, result.held_off) {
+            (_, true) => Self::HeldOff,
+            (Some(outcome), false) => Self::Ended(outcome.clone()),
+            (None, false) => Self::NotStarted,
+        }
+    }
+
+    /// The outcome's name: `deleted`, `already_absent`, `failed`, `moved`, `held_off`,
+    /// `not_started`.
     pub fn as_str(&self) -> &'static str {
-        self.0
-            .as_ref()
-            .map_or("not_started", DeletionOutcome::as_str)
+        match self {
+            Self::Ended(outcome) => outcome.as_str(),
+            Self::HeldOff => "held_off",
+            Self::NotStarted => "not_started",
+        }
+    }
+
+    /// Whether the group is gone.
+    fn is_gone(&self) -> bool {
+        matches!(self, Self::Ended(outcome) if outcome.is_gone())
     }
 }
 
 impl Serialize for Deletion {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        match &self.0 {
-            Some(outcome) => outcome.serialize(serializer),
-            None => {
+        match self {
+            Self::Ended(outcome) => outcome.serialize(serializer),
+            other => {
                 let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("outcome", "not_started")?;
+                map.serialize_entry("outcome", other.as_str())?;
                 map.end()
             }
         }
@@ -54,10 +79,10 @@ pub struct DeletionReport {
 /// every `delete` item carries how its deletion ended. Items of groups the apply never
 /// reached stay as they were, marked not started.
 pub fn plan_after(plan: &Plan, applied: &ApplySummary) -> Plan {
-    let outcomes: HashMap<(&AccountId, &GroupId), &Option<DeletionOutcome>> = applied
+    let outcomes: HashMap<(&AccountId, &GroupId), Deletion> = applied
         .groups
         .iter()
-        .map(|result| ((&result.account, &result.group.id), &result.outcome))
+        .map(|result| ((&result.account, &result.group.id), Deletion::of(result)))
         .collect();
     let mut after = plan.clone();
     for account in &mut after.accounts {
@@ -65,16 +90,16 @@ pub fn plan_after(plan: &Plan, applied: &ApplySummary) -> Plan {
             if item.action != Action::Delete {
                 continue;
             }
-            let outcome = item
+            let deletion = item
                 .id
                 .as_ref()
                 .and_then(|id| outcomes.get(&(&account.id, id)))
-                .map(|outcome| (*outcome).clone())
-                .unwrap_or(None);
-            if outcome.as_ref().is_some_and(DeletionOutcome::is_gone) {
+                .cloned()
+                .unwrap_or(Deletion::NotStarted);
+            if deletion.is_gone() {
                 item.action = Action::InSync;
             }
-            item.deletion = Some(Deletion(outcome));
+            item.deletion = Some(deletion);
         }
         // The report's order: by action, then name, then id (as the plan sorts).
         account
@@ -93,7 +118,7 @@ pub fn deletions(applied: &ApplySummary) -> Vec<DeletionReport> {
             account: result.account.clone(),
             id: result.group.id.clone(),
             name: result.group.name.clone(),
-            deletion: Deletion(result.outcome.clone()),
+            deletion: Deletion::of(result),
         })
         .collect();
     list.sort_by(|a, b| (&a.account, &a.name, &a.id).cmp(&(&b.account, &b.name, &b.id)));
@@ -127,6 +152,7 @@ mod tests {
              \x20     - {{name: B, state: absent}}\n\
              \x20     - {{name: C, state: absent}}\n\
              \x20     - {{name: D, state: absent}}\n\
+             \x20     - {{name: E, state: absent}}\n\
              \x20     - {{name: Keep, state: present}}\n"
         );
         let desired = crate::config::parse(&yaml, std::path::Path::new("g.yaml")).unwrap();
@@ -137,14 +163,16 @@ mod tests {
             group(3, "C"),
             group(4, "D"),
             group(5, "Keep"),
+            group(6, "E"),
         ];
         let observed = crate::model::Observed::from([(account.clone(), Ok(groups.clone()))]);
         let before = plan(&desired, &observed, PlanOptions::default());
-        assert_eq!(before.summary().delete, 4);
+        assert_eq!(before.summary().delete, 5);
         let result = |group: &ObservedGroup, outcome| GroupResult {
             account: account.clone(),
             group: group.clone(),
             outcome,
+            held_off: false,
         };
         let applied = ApplySummary {
             groups: vec![
@@ -158,12 +186,16 @@ mod tests {
                     }),
                 ),
                 result(&groups[3], None),
+                GroupResult {
+                    held_off: true,
+                    ..result(&groups[5], None)
+                },
             ],
             ..ApplySummary::default()
         };
         let after = plan_after(&before, &applied);
         let summary = after.summary();
-        assert_eq!((summary.delete, summary.in_sync), (2, 3), "{after:#?}");
+        assert_eq!((summary.delete, summary.in_sync), (3, 3), "{after:#?}");
         let json = serde_json::to_value(&after.accounts[0].items).unwrap();
         let outcome_of = |name: &str| {
             json.as_array()
@@ -195,10 +227,15 @@ mod tests {
                 serde_json::json!({"outcome": "not_started"})
             )
         );
+        assert_eq!(
+            outcome_of("E"),
+            ("delete".into(), serde_json::json!({"outcome": "held_off"}))
+        );
         assert!(outcome_of("Keep").1.is_null());
 
         let listed = serde_json::to_value(deletions(&applied)).unwrap();
-        assert_eq!(listed.as_array().unwrap().len(), 4);
+        assert_eq!(listed.as_array().unwrap().len(), 5);
+        assert_eq!(listed[4]["outcome"], "held_off");
         assert_eq!(listed[0]["name"], "A");
         assert_eq!(listed[0]["outcome"], "deleted");
         assert_eq!(listed[2]["error"], "HTTP 403");

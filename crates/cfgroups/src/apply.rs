@@ -114,8 +114,10 @@ pub struct GroupResult {
     pub account: AccountId,
     /// The group as the plan listed it.
     pub group: ObservedGroup,
-    /// `None`: not started (a stop, a journal failure, a lost term).
+    /// `None`: not started (a stop, a journal failure, a lost term), or held off.
     pub outcome: Option<DeletionOutcome>,
+    /// Not attempted by design: the daemon held it off (see [`Held`]).
+    pub held_off: bool,
 }
 
 impl ApplySummary {
@@ -275,9 +277,8 @@ pub async fn execute<W: GroupWriter>(
         let tally = summary.accounts.entry(account.clone()).or_default();
         let outcome = match result {
             Ok(_) if held_off => {
-                // Held off by design, not attempted: the plan's item stands as it was.
                 tally.held_off += 1;
-                continue;
+                None
             }
             Ok(outcome) => {
                 tally.count(outcome.as_ref());
@@ -297,6 +298,7 @@ pub async fn execute<W: GroupWriter>(
             account,
             group: group.clone(),
             outcome,
+            held_off,
         });
     }
     match journal_error {

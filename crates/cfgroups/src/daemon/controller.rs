@@ -593,7 +593,7 @@ fn cycle_status(
                 .count()
         };
         let gone = count("deleted") + count("already_absent");
-        let failed = deletions.len() - gone;
+        let failed = deletions.len() - gone - count("held_off");
         status.push_str(&format!("deleted {gone}, {failed} not deleted; now "));
     }
     status.push_str(&format!(
