@@ -498,3 +498,71 @@ impl<W: GroupWriter> Deletion<'_, W> {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(tallies: &[AccountTally]) -> ApplySummary {
+        let accounts = tallies
+            .iter()
+            .enumerate()
+            .map(|(n, tally)| (format!("{n:032x}").parse().unwrap(), *tally))
+            .collect();
+        ApplySummary {
+            accounts,
+            ..ApplySummary::default()
+        }
+    }
+
+    #[test]
+    fn the_total_adds_every_count_of_every_account() {
+        let one = AccountTally {
+            deleted: 1,
+            already_absent: 2,
+            failed: 3,
+            refused: 4,
+            not_started: 5,
+            blocked: 6,
+            moved: 7,
+            held_off: 8,
+        };
+        let total = summary(&[one, one, AccountTally::default()]).total();
+        assert_eq!(
+            total,
+            AccountTally {
+                deleted: 2,
+                already_absent: 4,
+                failed: 6,
+                refused: 8,
+                not_started: 10,
+                blocked: 12,
+                moved: 14,
+                held_off: 16,
+            }
+        );
+    }
+
+    #[test]
+    fn complete_only_when_every_planned_deletion_is_gone() {
+        let gone = AccountTally {
+            deleted: 3,
+            already_absent: 1,
+            ..AccountTally::default()
+        };
+        assert!(summary(&[gone, gone]).complete());
+        let unfinished: [fn(&mut AccountTally); 5] = [
+            |t| t.failed = 1,
+            |t| t.blocked = 1,
+            |t| t.not_started = 1,
+            |t| t.moved = 1,
+            |t| t.held_off = 1,
+        ];
+        for set in unfinished {
+            let mut tally = gone;
+            set(&mut tally);
+            let applied = summary(&[gone, tally]);
+            assert!(!applied.complete(), "{applied:?}");
+        }
+    }
+}
