@@ -147,7 +147,7 @@ pub enum ApplyError {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub account: AccountId,
-    /// The group as read right before its DELETE.
+    /// The group as the plan listed it.
     pub group: ObservedGroup,
     pub outcome: DeletionOutcome,
 }

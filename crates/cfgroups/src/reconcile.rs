@@ -463,6 +463,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_held_deletion_is_not_attempted_and_is_counted_and_reported_held_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let api = MemoryApi::new(vec![group(2, "Gone A"), group(3, "Gone B")], &path);
+        let pipeline = pipeline(&api, &path);
+        let cycle = pipeline.observe(&desired()).await.unwrap();
+        let attempts = crate::apply::Attempts::default();
+        let held = |_: &AccountId, group: &ObservedGroup| group.name == "Gone A";
+        let applied = pipeline
+            .execute_holding(&cycle, &held, &CancellationToken::new(), &|progress| {
+                attempts.push(progress.account, progress.group, progress.outcome)
+            })
+            .await
+            .unwrap();
+        assert_eq!(api.names(), vec!["Gone A"]);
+        let total = applied.total();
+        assert_eq!((total.deleted, total.held_off), (1, 1), "{total:?}");
+        assert!(applied.members_backed_up);
+        let held_off: Vec<&str> = applied
+            .groups
+            .iter()
+            .filter(|r| r.held_off)
+            .map(|r| r.group.name.as_str())
+            .collect();
+        assert_eq!(held_off, ["Gone A"]);
+        // The progress callback saw the one attempt, and only it.
+        let seen: Vec<(String, &str)> = attempts
+            .into_inner()
+            .iter()
+            .map(|a| (a.group.name.clone(), a.outcome.as_str()))
+            .collect();
+        assert_eq!(seen, [("Gone B".to_owned(), "deleted")]);
+    }
+
+    #[tokio::test]
     async fn a_crash_mid_delete_is_settled_by_the_next_run_and_the_state_converges() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
