@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,35 +12,16 @@ use tokio::time::Instant;
 
 use crate::apply::Attempt;
 use crate::config::DesiredState;
-use crate::notify::{self, CycleFacts, Delivery, DeliveryObserver, Notifier, Policy, Tracker};
+use crate::notify::{self, CycleFacts, Delivery, DeliveryCounts, Notifier, Policy, Tracker};
 use crate::plan::Plan;
 
 /// How long `apply` waits for its notifications at the end.
 pub const GRACE: Duration = Duration::from_secs(30);
 
-/// Counts of one run's deliveries.
-#[derive(Debug, Default)]
-struct Tally {
-    delivered: AtomicUsize,
-    failed: AtomicUsize,
-    dropped: AtomicUsize,
-}
-
-impl DeliveryObserver for Tally {
-    fn delivered(&self, _sink: &str, result: Delivery) {
-        match result {
-            Delivery::Delivered => &self.delivered,
-            Delivery::Failed => &self.failed,
-            Delivery::Dropped => &self.dropped,
-        }
-        .fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// The run's notifications.
 pub struct RunNotifications {
     notifier: Notifier,
-    tally: Arc<Tally>,
+    tally: Arc<DeliveryCounts>,
     state_dir: PathBuf,
 }
 
@@ -60,7 +40,7 @@ impl RunNotifications {
             bail!("--notify: the config declares no notification sinks (a `notify:` section)");
         }
         notify::check_urls(&desired.notify).context("--notify")?;
-        let tally = Arc::new(Tally::default());
+        let tally = Arc::new(DeliveryCounts::default());
         let notifier = Notifier::start(&desired.notify, tally.clone(), Policy::default())?;
         Ok(Some(Self {
             notifier,
@@ -81,12 +61,11 @@ impl RunNotifications {
         let routed = Tracker::new().observe(&facts, &self.notifier.sinks(), Instant::now());
         self.notifier.send(&routed);
         self.notifier.close(GRACE).await;
-        let count = |n: &AtomicUsize| n.load(Ordering::SeqCst);
         eprintln!(
             "Notifications: {} delivered, {} failed, {} dropped.",
-            count(&self.tally.delivered),
-            count(&self.tally.failed),
-            count(&self.tally.dropped)
+            self.tally.get(Delivery::Delivered),
+            self.tally.get(Delivery::Failed),
+            self.tally.get(Delivery::Dropped)
         );
     }
 }

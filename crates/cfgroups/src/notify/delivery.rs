@@ -55,6 +55,35 @@ pub trait DeliveryObserver: Send + Sync {
     fn delivered(&self, sink: &str, result: Delivery);
 }
 
+/// How many messages ended each way, over every sink: `apply`'s tally.
+#[derive(Debug, Default)]
+pub struct DeliveryCounts {
+    delivered: AtomicUsize,
+    failed: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl DeliveryCounts {
+    /// Messages that ended as `result` so far.
+    pub fn get(&self, result: Delivery) -> usize {
+        self.counter(result).load(Ordering::SeqCst)
+    }
+
+    fn counter(&self, result: Delivery) -> &AtomicUsize {
+        match result {
+            Delivery::Delivered => &self.delivered,
+            Delivery::Failed => &self.failed,
+            Delivery::Dropped => &self.dropped,
+        }
+    }
+}
+
+impl DeliveryObserver for DeliveryCounts {
+    fn delivered(&self, _sink: &str, result: Delivery) {
+        self.counter(result).fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Retry timing shared by every sink (tests shorten it).
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {

@@ -21,7 +21,7 @@ pub mod url;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use delivery::{Delivery, DeliveryObserver, Policy};
+pub use delivery::{Delivery, DeliveryCounts, DeliveryObserver, Policy};
 pub use event::Event;
 pub use tracker::{CycleFacts, Routed, Tracker};
 

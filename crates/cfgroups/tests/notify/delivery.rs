@@ -4,47 +4,29 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cfgroups::config::{EventKind, SinkConfig, SinkKind, UrlSource};
 use cfgroups::notify::event::{AccountRef, Context, DriftCounts};
-use cfgroups::notify::{Delivery, DeliveryObserver, Event, Notifier, Policy, Routed};
+use cfgroups::notify::{Delivery, DeliveryCounts, Event, Notifier, Policy, Routed};
 use tempfile::TempDir;
 use testkit::receiver::{Answer, Receiver};
 use testkit::{WAIT, account, eventually};
 
-/// Counts of every delivery's end.
-#[derive(Debug, Default)]
-struct Counts {
-    delivered: AtomicUsize,
-    failed: AtomicUsize,
-    dropped: AtomicUsize,
+/// Every delivery's end so far: (delivered, failed, dropped).
+fn totals(counts: &DeliveryCounts) -> (usize, usize, usize) {
+    (
+        counts.get(Delivery::Delivered),
+        counts.get(Delivery::Failed),
+        counts.get(Delivery::Dropped),
+    )
 }
 
-impl DeliveryObserver for Counts {
-    fn delivered(&self, _sink: &str, result: Delivery) {
-        match result {
-            Delivery::Delivered => &self.delivered,
-            Delivery::Failed => &self.failed,
-            Delivery::Dropped => &self.dropped,
-        }
-        .fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Counts {
-    fn get(&self) -> (usize, usize, usize) {
-        (
-            self.delivered.load(Ordering::SeqCst),
-            self.failed.load(Ordering::SeqCst),
-            self.dropped.load(Ordering::SeqCst),
-        )
-    }
-
-    async fn wait(&self, what: &str, expected: (usize, usize, usize)) {
-        eventually(what, WAIT, async || (self.get() == expected).then_some(())).await;
-    }
+async fn wait_for(counts: &DeliveryCounts, what: &str, expected: (usize, usize, usize)) {
+    eventually(what, WAIT, async || {
+        (totals(counts) == expected).then_some(())
+    })
+    .await;
 }
 
 /// A webhook sink named `hook` whose URL file holds `url`.
@@ -91,8 +73,8 @@ fn event(n: usize) -> Vec<Routed> {
     }]
 }
 
-fn start(sink: SinkConfig, policy: Policy) -> (Notifier, Arc<Counts>) {
-    let counts = Arc::new(Counts::default());
+fn start(sink: SinkConfig, policy: Policy) -> (Notifier, Arc<DeliveryCounts>) {
+    let counts = Arc::new(DeliveryCounts::default());
     let notifier = Notifier::start(&[sink], counts.clone(), policy).unwrap();
     (notifier, counts)
 }
@@ -107,7 +89,7 @@ async fn a_500_is_retried_until_the_sink_accepts() {
         fast(8),
     );
     notifier.send(&event(1));
-    counts.wait("delivered after two 500s", (1, 0, 0)).await;
+    wait_for(&counts, "delivered after two 500s", (1, 0, 0)).await;
     let received = receiver.received();
     assert_eq!(received.len(), 3);
     assert!(received.iter().all(|r| r.body == received[0].body));
@@ -125,14 +107,12 @@ async fn a_sink_that_keeps_failing_is_given_up_after_its_attempts_and_a_4xx_at_o
         fast(8),
     );
     notifier.send(&event(1));
-    counts
-        .wait("given up after three attempts", (0, 1, 0))
-        .await;
+    wait_for(&counts, "given up after three attempts", (0, 1, 0)).await;
     assert_eq!(receiver.received().len(), 3);
 
     receiver.answer(Answer::Status(400));
     notifier.send(&event(2));
-    counts.wait("a 400 given up at once", (0, 2, 0)).await;
+    wait_for(&counts, "a 400 given up at once", (0, 2, 0)).await;
     assert_eq!(receiver.received().len(), 4, "a 400 is not retried");
     notifier.close(Duration::from_secs(5)).await;
 }
@@ -150,9 +130,7 @@ async fn a_sink_that_is_down_fails_after_its_attempts() {
         fast(8),
     );
     notifier.send(&event(1));
-    counts
-        .wait("given up on a sink that is down", (0, 1, 0))
-        .await;
+    wait_for(&counts, "given up on a sink that is down", (0, 1, 0)).await;
     notifier.close(Duration::from_secs(5)).await;
 }
 
@@ -166,9 +144,7 @@ async fn a_slow_sink_times_out_each_attempt_and_is_given_up() {
         fast(8),
     );
     notifier.send(&event(1));
-    counts
-        .wait("given up on a sink that hangs", (0, 1, 0))
-        .await;
+    wait_for(&counts, "given up on a sink that hangs", (0, 1, 0)).await;
     assert_eq!(receiver.received().len(), 2);
     receiver.release();
     notifier.close(Duration::from_secs(5)).await;
@@ -194,13 +170,11 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
         notifier.send(&event(n));
     }
     assert!(started.elapsed() < Duration::from_secs(1), "send waited");
-    assert_eq!(counts.get(), (0, 0, 3), "one queued, three dropped");
+    assert_eq!(totals(&counts), (0, 0, 3), "one queued, three dropped");
     assert_eq!(receiver.in_flight(), 1);
 
     receiver.release();
-    counts
-        .wait("the held and the queued delivered", (2, 0, 3))
-        .await;
+    wait_for(&counts, "the held and the queued delivered", (2, 0, 3)).await;
     let sent: Vec<u64> = receiver
         .received()
         .iter()
@@ -225,7 +199,7 @@ async fn closing_waits_at_most_its_grace_and_counts_what_is_left_as_dropped() {
         .wait_for("the first message in flight", |r| r.len() == 1)
         .await;
     notifier.close(Duration::from_millis(100)).await;
-    assert_eq!(counts.get(), (0, 0, 2));
+    assert_eq!(totals(&counts), (0, 0, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,6 +217,6 @@ async fn an_unreadable_or_clear_text_url_fails_without_showing_it() {
     bad.url = UrlSource::File(dir.path().join("missing"));
     let (notifier, counts) = start(bad, fast(8));
     notifier.send(&event(0));
-    counts.wait("no usable URL: failed", (0, 1, 0)).await;
+    wait_for(&counts, "no usable URL: failed", (0, 1, 0)).await;
     notifier.close(Duration::from_secs(1)).await;
 }

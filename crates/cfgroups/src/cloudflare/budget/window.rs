@@ -50,13 +50,7 @@ impl AdmissionWindow {
 
     /// Forgets admissions that have left the window at `now`.
     fn expire(&mut self, now: Instant) {
-        while self
-            .admitted
-            .front()
-            .is_some_and(|first| now.saturating_duration_since(*first) >= self.window)
-        {
-            self.admitted.pop_front();
-        }
+        forget_before(&mut self.admitted, now, self.window);
     }
 
     /// Admissions inside the window at `now`.
@@ -114,13 +108,7 @@ impl ServerWindow {
     }
 
     fn expire(&mut self, now: Instant) {
-        while self
-            .answered
-            .front()
-            .is_some_and(|first| now.saturating_duration_since(*first) >= self.window)
-        {
-            self.answered.pop_front();
-        }
+        forget_before(&mut self.answered, now, self.window);
     }
 
     /// Places taken at `now`: requests in flight and those answered less than `window` ago.
@@ -170,6 +158,16 @@ impl ServerWindow {
     pub fn seed(&mut self, in_flight: usize, answered: impl IntoIterator<Item = Instant>) {
         self.in_flight = in_flight;
         self.answered = answered.into_iter().collect();
+    }
+}
+
+/// Drops the times, oldest first, that are `window` or more before `now`.
+fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times
+        .front()
+        .is_some_and(|first| now.saturating_duration_since(*first) >= window)
+    {
+        times.pop_front();
     }
 }
 
