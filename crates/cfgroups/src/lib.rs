@@ -23,6 +23,7 @@
 //! - [`notify`]: notifications to webhooks and Slack: events, deduplication, delivery;
 //! - [`daemon`]: the `run` command's parts: config watch, metrics, health server, systemd,
 //!   leader election;
+//! - [`memory`]: giving the system back what a daemon cycle allocated and freed;
 //! - [`state_dir`]: where the journal and reports are kept;
 //! - [`permissions`]: warnings about secrets and backups readable by others;
 //! - [`yaml_guard`]: refuses YAML nested deep enough to stall the parser;
@@ -37,6 +38,7 @@ pub mod daemon;
 pub mod export;
 pub mod hint;
 pub mod journal;
+pub mod memory;
 pub mod model;
 pub mod notify;
 pub mod permissions;

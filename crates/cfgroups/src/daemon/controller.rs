@@ -217,6 +217,9 @@ impl Controller {
             if let Some(scope) = scope {
                 if self.leadership.is_leader() {
                     self.reconcile(scope.as_deref()).await;
+                    // The cycle's listing and plan are gone: their pages go back too.
+                    let released = crate::memory::release_freed();
+                    tracing::debug!(released, "returned freed memory to the system");
                 } else {
                     self.stand_by();
                 }
