@@ -393,11 +393,15 @@ impl FakeCloudflare {
 
     /// Adds a group as it is (the account is created if needed).
     pub fn add_group(&self, account: impl AsRef<str>, group: FakeGroup) {
-        lock(&self.shared.store)
-            .state
-            .entry(account)
-            .groups
-            .push(group);
+        self.world().add_group(account, group);
+    }
+
+    /// A handle on the state that an [`on_arrival`](Self::on_arrival) hook can keep: the
+    /// world changing behind the API's back at the moment a request arrives.
+    pub fn world(&self) -> World {
+        World {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Adds a group named `name` with a fresh id (the account is created if needed) and
@@ -416,7 +420,7 @@ impl FakeCloudflare {
 
     /// Removes a group behind the API's back (as another admin would); whether it existed.
     pub fn remove_group(&self, account: impl AsRef<str>, group: impl AsRef<str>) -> bool {
-        lock(&self.shared.store).delete_group(account.as_ref(), group.as_ref())
+        self.world().remove_group(account, group)
     }
 
     /// Writes the current state to `path` in the state file format.
@@ -434,6 +438,41 @@ impl FakeCloudflare {
         {
             tracing::warn!(%error, "fake API server task failed");
         }
+    }
+}
+
+/// The fake's state as another admin sees it: changes made here bypass the API (no request
+/// is logged, no rate limit applies). Cheap to clone; see [`FakeCloudflare::world`].
+#[derive(Debug, Clone)]
+pub struct World {
+    shared: Arc<Shared>,
+}
+
+impl World {
+    /// Adds a group as it is (the account is created if needed).
+    pub fn add_group(&self, account: impl AsRef<str>, group: FakeGroup) {
+        lock(&self.shared.store)
+            .state
+            .entry(account)
+            .groups
+            .push(group);
+    }
+
+    /// Removes a group; whether it existed.
+    pub fn remove_group(&self, account: impl AsRef<str>, group: impl AsRef<str>) -> bool {
+        lock(&self.shared.store).delete_group(account.as_ref(), group.as_ref())
+    }
+
+    /// Renames a group; whether it existed.
+    pub fn rename_group(
+        &self,
+        account: impl AsRef<str>,
+        group: impl AsRef<str>,
+        name: impl Into<String>,
+    ) -> bool {
+        lock(&self.shared.store)
+            .update_group(account.as_ref(), group.as_ref(), Some(name.into()), None)
+            .is_some()
     }
 }
 

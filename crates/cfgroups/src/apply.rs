@@ -285,13 +285,9 @@ pub async fn execute<W: GroupWriter>(
                 outcome
             }
             Err(e) => {
-                tally.failed += 1;
-                let outcome = DeletionOutcome::Failed {
-                    error: format!("the journal could not be written: {e}"),
-                    refused: None,
-                };
+                // Only the error is returned: no summary stands beside a journal that failed.
                 journal_error.get_or_insert(e);
-                Some(outcome)
+                continue;
             }
         };
         summary.groups.push(GroupResult {
@@ -337,7 +333,11 @@ impl<W: GroupWriter> Deletion<'_, W> {
         let members = if self.options.backup_members {
             match self.writer.list_members(account, &fresh.id).await {
                 Ok(members) => Some(members),
-                Err(e) if e.kind == WriteErrorKind::NotFound => {
+                // A 404 is believed only once a GET agrees, as for a DELETE's.
+                Err(e)
+                    if e.kind == WriteErrorKind::NotFound
+                        && matches!(self.writer.get_group(account, &fresh.id).await, Ok(None)) =>
+                {
                     tracing::info!(%account, group = %fresh.id, "group already absent");
                     return Ok(Some(DeletionOutcome::AlreadyAbsent));
                 }

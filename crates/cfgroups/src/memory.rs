@@ -52,7 +52,7 @@ mod tests {
     fn memory_freed_below_live_data_goes_back_to_the_system() {
         if std::env::var_os(MEASURING).is_none() {
             // Measured in a process of its own: other tests allocate alongside this one.
-            let status = Command::new(std::env::current_exe().expect("the test binary"))
+            let measured = Command::new(std::env::current_exe().expect("the test binary"))
                 .args([
                     "--exact",
                     "memory::tests::memory_freed_below_live_data_goes_back_to_the_system",
@@ -60,9 +60,14 @@ mod tests {
                     "1",
                 ])
                 .env(MEASURING, "1")
-                .status()
+                .output()
                 .expect("the test binary runs");
-            assert!(status.success(), "the measuring run failed: {status}");
+            assert!(
+                measured.status.success(),
+                "the measuring run failed: {}\n{}",
+                String::from_utf8_lossy(&measured.stdout),
+                String::from_utf8_lossy(&measured.stderr)
+            );
             return;
         }
         let before = resident_anon();

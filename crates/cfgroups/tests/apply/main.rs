@@ -10,3 +10,4 @@ mod refused;
 mod restore_safety;
 mod rules;
 mod suspend;
+mod world_changes;
