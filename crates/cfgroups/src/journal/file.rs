@@ -523,7 +523,7 @@ mod tests {
         for device in ["/dev/zero", "/dev/full"] {
             let path = dir.path().join(format!("{}.jsonl", &device[5..]));
             std::os::unix::fs::symlink(device, &path).unwrap();
-            let started = std::time::Instant::now();
+            // Without the line limit these reads never end: the error is the proof.
             let error = Journal::open(&path).unwrap_err();
             assert!(
                 matches!(error, JournalError::LineTooLong { line: 1, .. }),
@@ -534,7 +534,6 @@ mod tests {
                 matches!(error, JournalError::LineTooLong { line: 1, .. }),
                 "{error}"
             );
-            assert!(started.elapsed() < std::time::Duration::from_secs(10));
         }
     }
 

@@ -182,13 +182,12 @@ mod tests {
     fn a_device_of_endless_zeros_fails_fast_naming_the_line() {
         let path = Path::new("/dev/zero");
         let file = File::open(path).unwrap();
-        let started = std::time::Instant::now();
+        // Without the line limit this read never ends: the error is the proof.
         let error = Lines::new(&file, path, 0, 0).next_line().unwrap_err();
         assert!(
             matches!(error, JournalError::LineTooLong { line: 1, .. }),
             "{error}"
         );
         assert!(error.to_string().contains("/dev/zero"), "{error}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cfgroups::config::{EventKind, SinkConfig, SinkKind, UrlSource};
 use cfgroups::notify::event::{AccountRef, Context, DriftCounts};
@@ -165,11 +165,10 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
     receiver
         .wait_for("the first message in flight", |r| r.len() == 1)
         .await;
-    let started = Instant::now();
+    // The sink hangs until released below: a send that waited for room would never return.
     for n in 1..=4 {
         notifier.send(&event(n));
     }
-    assert!(started.elapsed() < Duration::from_secs(1), "send waited");
     assert_eq!(totals(&counts), (0, 0, 3), "one queued, three dropped");
     assert_eq!(receiver.in_flight(), 1);
 
