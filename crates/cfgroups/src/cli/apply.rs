@@ -240,9 +240,13 @@ pub(crate) fn failure_reasons(plan: &Plan, applied: Option<&ApplySummary>) -> Ve
             }
         }
         if let Some((planned, max)) = over {
+            let overrides = match account.suspended {
+                Some(_) => "--force overrides that, not the account's suspension",
+                None => "--force overrides",
+            };
             over_max.push(format!(
                 "account {} plans {planned} deletions, over its max_deletes of {max}, so none \
-                 was made (--force overrides)",
+                 was made ({overrides})",
                 account.id
             ));
         }
@@ -363,7 +367,12 @@ fn say_suspended(plan: &Plan) {
         let withheld = account
             .items
             .iter()
-            .filter(|i| matches!(i.blocked, Some(BlockReason::Suspended { .. })))
+            .filter(|i| {
+                matches!(
+                    i.blocked,
+                    Some(BlockReason::Suspended { .. } | BlockReason::OverMaxDeletes { .. })
+                )
+            })
             .count();
         eprintln!(
             "Account {} is suspended ({}): nothing in it is deleted; {withheld} deletion(s) withheld.",

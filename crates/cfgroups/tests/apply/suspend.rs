@@ -81,3 +81,44 @@ fn a_suspended_account_without_pending_deletions_applies_cleanly_but_still_says_
         out.stderr
     );
 }
+
+/// A suspended account that also plans more than its `max_deletes`: every deletion is
+/// said withheld, the hint does not promise that `--force` deletes anything, and with
+/// `--force` (which lifts `max_deletes` only) nothing in it is deleted.
+#[test]
+fn a_suspended_account_over_max_deletes_is_withheld_even_under_force() {
+    let names = ["Old A", "Old B", "Old C"];
+    let state = (0..names.len()).fold(FakeState::new(), |state, n| {
+        state.with_group(account(0), group(0, n + 1, names[n], 0))
+    });
+    let fake = Fake::start(state);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[names.iter().fold(
+            AccountConfig::new(account(0)).suspend(true).max_deletes(1),
+            |config, name| config.absent(name),
+        )],
+    );
+    let state_dir = dir.path().join("state");
+    let out = apply(&fake, &config, &state_dir).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("3 deletion(s) withheld")
+            && out
+                .stderr
+                .contains("(--force overrides that, not the account's suspension)"),
+        "{}",
+        out.stderr
+    );
+    let forced = apply(&fake, &config, &state_dir).arg("--force").run();
+    forced.assert_code(1);
+    assert!(
+        forced.stderr.contains("3 deletion(s) withheld")
+            && !forced.stderr.contains("max_deletes of"),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(fake.groups(account(0)).len(), 3);
+    assert_eq!(fake.requests().count(Method::DELETE, Route::Delete), 0);
+}
