@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use crate::config::EventKind;
-use crate::model::{AccountId, GroupId};
+use crate::model::{AccountId, GroupId, ListingFailure};
 use crate::refusal::Refusal;
 use crate::shown::{Escaped, Quoted};
 
@@ -301,15 +301,29 @@ impl Event {
         .finish(headline)
     }
 
-    /// An account could not be listed.
-    pub fn listing_failed(context: &Context, account: AccountRef, error: &str) -> Self {
+    /// An account could not be listed: why, with Cloudflare's status, first error code and
+    /// the hint when there are.
+    pub fn listing_failed(
+        context: &Context,
+        account: AccountRef,
+        failure: &ListingFailure,
+    ) -> Self {
         let headline = format!(
             "Cannot list account {}, so nothing in it is deleted: {}.",
             account.shown(),
-            Escaped(error)
+            Escaped(&failure.message)
         );
+        let reason = Reason {
+            status: failure.status,
+            code: failure.codes.first().copied(),
+            hint: failure
+                .hint
+                .as_deref()
+                .map(|hint| Escaped(hint).to_string()),
+            ..Reason::new("listing", Escaped(&failure.message).to_string())
+        };
         Self {
-            reason: Some(Reason::new("listing", Escaped(error).to_string())),
+            reason: Some(reason),
             ..Self::new(
                 context,
                 EventKind::ListingFailed,
@@ -415,6 +429,37 @@ mod tests {
             id: "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap(),
             label: Some("prod\u{1b}[2J".to_owned()),
         }
+    }
+
+    #[test]
+    fn a_listing_failure_carries_cloudflares_status_code_and_the_hint() {
+        let context = Context {
+            run_id: "r".into(),
+            at: "t".into(),
+        };
+        let failure = ListingFailure {
+            message: "HTTP 403: Authentication error".into(),
+            status: Some(403),
+            codes: vec![10000, 9109],
+            hint: Some("check the token's Account Settings Read\u{1b}[2J".into()),
+        };
+        let event = Event::listing_failed(&context, account(), &failure);
+        let reason = event.reason.as_ref().unwrap();
+        assert_eq!(
+            (reason.kind.as_str(), reason.status, reason.code),
+            ("listing", Some(403), Some(10000))
+        );
+        assert_eq!(
+            reason.hint.as_deref(),
+            Some("check the token's Account Settings Read\\u{1b}[2J")
+        );
+        assert!(
+            event
+                .summary
+                .ends_with("Hint: check the token's Account Settings Read\\u{1b}[2J."),
+            "{}",
+            event.summary
+        );
     }
 
     #[test]

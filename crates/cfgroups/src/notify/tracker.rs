@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::event::{AccountRef, Context, DriftCounts, Event, GroupRef, Reason};
 use crate::apply::Attempt;
 use crate::config::SinkConfig;
-use crate::model::{AccountId, DeletionOutcome, GroupId};
+use crate::model::{AccountId, DeletionOutcome, GroupId, ListingFailure};
 use crate::plan::{AccountPlan, Action, BlockReason, Cause, Listing, Plan, PlanItem};
 use crate::report;
 
@@ -243,12 +243,24 @@ fn current_states(
         );
     }
     let Listing::Ok { .. } = &account.listing else {
-        if let Listing::ListingFailed { error, .. } = &account.listing {
+        if let Listing::ListingFailed {
+            error,
+            http_status,
+            codes,
+            hint,
+        } = &account.listing
+        {
+            let failure = ListingFailure {
+                message: error.clone(),
+                status: *http_status,
+                codes: codes.clone(),
+                hint: hint.clone(),
+            };
             current.insert(
                 Topic::Listing,
                 Current {
                     fingerprint: "failed".to_owned(),
-                    event: Event::listing_failed(context, account_ref.clone(), error),
+                    event: Event::listing_failed(context, account_ref.clone(), &failure),
                 },
             );
         }
