@@ -179,24 +179,42 @@ fn a_damaged_backup_line_is_reported_by_journal_and_restore() {
     assert_eq!(creates(&fake), 0);
 }
 
+/// A run that opens a journal with a damaged line warns, naming the line; a run on a sound
+/// journal says nothing of the kind.
+#[test]
+fn a_run_warns_of_damaged_journal_lines_and_only_of_those() {
+    let original = group(0, 1, NAME, 2);
+    let (fake, _dir, state_dir, config) = deleted(fake(), &original);
+    let warning = "journal lines that are not records";
+    let out = apply(&fake, &config, &state_dir).unlimited().run();
+    out.assert_code(0);
+    assert!(!out.stderr.contains(warning), "{}", out.stderr);
+
+    let path = state_dir.join(JOURNAL_FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"members\":[", "\"members\":[{,", 1)).unwrap();
+    let out = apply(&fake, &config, &state_dir).unlimited().run();
+    out.assert_code(0);
+    let said = out
+        .stderr
+        .lines()
+        .find(|line| line.contains(warning))
+        .unwrap_or_else(|| panic!("no warning: {}", out.stderr));
+    assert!(said.contains("[1]"), "{said}");
+}
+
 /// A journal that is a symlink to /dev/zero is refused at once, naming the file and line.
 #[test]
 fn a_journal_symlinked_to_dev_zero_fails_fast() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(JOURNAL_FILE);
     std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
-    let started = std::time::Instant::now();
+    // Without the line limit the read never ends: the error is the proof.
     let out = cfgroups().arg("journal").arg("--journal").arg(&path).run();
     out.assert_code(1);
     assert!(
         out.stderr.contains("line 1 is longer than"),
         "{}",
         out.stderr
-    );
-    // A hang guard, not a speed target: without the line limit the read never ends.
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{:?}",
-        started.elapsed()
     );
 }
