@@ -74,6 +74,20 @@ fn deletes(setup: &Setup) -> usize {
     setup.fake.requests().count(Method::DELETE, Route::Delete)
 }
 
+/// GETs of one group by id: the confirmations (a group matched by name is read by `?name=`).
+fn gets(setup: &Setup) -> usize {
+    setup.fake.requests().count(Method::GET, Route::Get)
+}
+
+/// Asserts the apply summary line begins with `counts`.
+fn assert_applied(out: &Run, counts: &str) {
+    assert!(
+        out.stdout.contains(&format!("Apply: {counts}")),
+        "{}",
+        out.stdout
+    );
+}
+
 fn names(setup: &Setup) -> Vec<String> {
     let mut names: Vec<String> = setup
         .fake
@@ -127,17 +141,9 @@ fn a_group_deleted_by_someone_else_before_its_members_are_read_is_already_absent
     });
     let out = apply(&setup.fake, &setup.config, &setup.state).run();
     out.assert_code(0);
-    assert!(
-        out.stdout.contains("0 deleted, 1 already absent, 0 failed"),
-        "{}",
-        out.stdout
-    );
+    assert_applied(&out, "0 deleted, 1 already absent, 0 failed");
     assert_eq!(deletes(&setup), 0);
-    assert_eq!(
-        setup.fake.requests().count(Method::GET, Route::Get),
-        1,
-        "the 404 was confirmed by a GET"
-    );
+    assert_eq!(gets(&setup), 1, "the 404 was confirmed by a GET");
     assert_eq!(names(&setup), ["Team"]);
 }
 
@@ -149,11 +155,7 @@ fn a_members_listing_that_answers_404_for_a_group_still_there_deletes_nothing() 
         .inject(Fault::Status(404).on(Route::Members).method(Method::GET));
     let out = apply(&setup.fake, &setup.config, &setup.state).run();
     out.assert_code(1);
-    assert!(
-        out.stdout.contains("0 deleted, 0 already absent, 1 failed"),
-        "{}",
-        out.stdout
-    );
+    assert_applied(&out, "0 deleted, 0 already absent, 1 failed");
     assert!(
         out.stderr.contains("failed (cannot back up members"),
         "{}",
@@ -171,14 +173,10 @@ fn a_members_listing_refused_deletes_nothing_and_asks_nothing_more() {
         .inject(Fault::Status(403).on(Route::Members).method(Method::GET));
     let out = apply(&setup.fake, &setup.config, &setup.state).run();
     out.assert_code(1);
-    assert!(
-        out.stdout.contains("0 deleted, 0 already absent, 1 failed"),
-        "{}",
-        out.stdout
-    );
+    assert_applied(&out, "0 deleted, 0 already absent, 1 failed");
     assert_eq!(deletes(&setup), 0);
     assert_eq!(
-        setup.fake.requests().count(Method::GET, Route::Get),
+        gets(&setup),
         0,
         "a refusal is not a 404: there is nothing to confirm"
     );
